@@ -1,0 +1,74 @@
+"""The pipeline: documents in, cited answers out. One object the CLI and the chat bots share."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from retrieval.answer import extractive_answer
+from retrieval.embeddings import Embedder, get_embedder
+from retrieval.search import SearchResult, Searcher
+from retrieval.settings import RetrievalSettings
+from retrieval.store import ChunkStore
+from retrieval.sync import ProgressFn, SyncReport, sync
+from retrieval.types import Answer
+
+logger = logging.getLogger(__name__)
+
+
+class Pipeline:
+    """Index documents and answer questions over them with citations.
+
+    Args:
+        settings: where the store lives and how to search and answer.
+        embedder: the embedding model; by default the packaged one named in settings.
+        store: an open chunk store; by default the one settings point at.
+    """
+
+    def __init__(
+        self,
+        settings: RetrievalSettings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        store: ChunkStore | None = None,
+    ) -> None:
+        self.settings = settings or RetrievalSettings()
+        embedder = embedder or get_embedder(self.settings.embedder, batch_size=self.settings.embed_batch_size)
+        self.store = store or ChunkStore(self.settings, embedder)
+        self.searcher = Searcher(self.store, self.settings)
+
+    def index(self, paths: Iterable[Path], *, progress: ProgressFn | None = None) -> SyncReport:
+        """Bring the index in line with these files and folders."""
+        report = sync(paths, self.store, self.settings, progress=progress)
+        if report.changed:
+            self.searcher.refresh()
+        return report
+
+    def search(self, question: str, *, k: int | None = None) -> SearchResult:
+        """The best passages for ``question``."""
+        return self.searcher.search(question, k=k)
+
+    def ask(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
+        """A cited answer to ``question``; ``history`` holds earlier (question, answer) turns."""
+        t0 = time.perf_counter()
+        found = self.search(question)
+        t1 = time.perf_counter()
+        answer = extractive_answer(question, found.passages, self.settings)
+        answer.timings.update(found.timings, search=t1 - t0, answer=time.perf_counter() - t1)
+        answer.timings["total"] = time.perf_counter() - t0
+        return answer
+
+    def sources(self) -> list[dict[str, Any]]:
+        """One row per indexed document: source path, title, identifiers and chunk count."""
+        docs: dict[str, dict[str, Any]] = {}
+        for chunk in self.store.scan(documents=False):
+            m = chunk.metadata
+            row = docs.setdefault(
+                f"{m.get('root')}/{m['source']}",
+                {k: m[k] for k in ("source", "title", "doi", "pmid", "pmcid", "year", "format") if k in m},
+            )
+            row["chunks"] = row.get("chunks", 0) + 1
+        return sorted(docs.values(), key=lambda r: r["source"])

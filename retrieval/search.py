@@ -1,0 +1,108 @@
+"""Hybrid search: dense (Chroma) and keyword (BM25) rankings fused by reciprocal rank fusion.
+
+Every returned passage carries its cosine similarity to the question, also for passages only the keyword
+side found, because the answerer's "do the documents answer this?" threshold is a cosine threshold.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.keyword import KeywordIndex
+from retrieval.settings import RetrievalSettings
+from retrieval.store import ChunkStore, StoredChunk
+from retrieval.types import Passage
+
+logger = logging.getLogger(__name__)
+
+
+def rrf(rankings: list[list[str]], k: int) -> dict[str, float]:
+    """Reciprocal rank fusion: each id scores the sum of 1 / (k + rank) over the rankings it appears in."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return scores
+
+
+@dataclass
+class SearchResult:
+    passages: list[Passage]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Searcher:
+    """Searches one store; keeps its keyword index in step with the store's contents."""
+
+    def __init__(self, store: ChunkStore, settings: RetrievalSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.index_dir = Path(settings.data_dir) / "keyword" / store.name
+        self._keyword: KeywordIndex | None = None
+        self._lock = threading.Lock()
+
+    def refresh(self) -> KeywordIndex:
+        """Rebuild the keyword index from the store and save it."""
+        ids, texts = [], []
+        for chunk in self.store.scan():
+            ids.append(chunk.id)
+            texts.append(chunk.text)
+        index = KeywordIndex.build(ids, texts)
+        index.save(self.index_dir)
+        self._keyword = index
+        logger.info("keyword index rebuilt over %d chunks", len(ids))
+        return index
+
+    def keyword_index(self) -> KeywordIndex:
+        """The keyword index, loaded from disk or rebuilt when it no longer matches the store."""
+        with self._lock:
+            count = self.store.count()
+            if self._keyword is None or len(self._keyword.ids) != count:
+                saved = KeywordIndex.load(self.index_dir)
+                self._keyword = saved if saved and len(saved.ids) == count else self.refresh()
+            return self._keyword
+
+    def search(self, question: str, *, k: int | None = None) -> SearchResult:
+        """The best ``k`` passages (settings.top_k by default) for ``question``, best first."""
+        k = k or self.settings.top_k
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        query = self.store.embedder.embed([question])[0]
+        t1 = time.perf_counter()
+        dense = self.store.query(query, self.settings.candidates)
+        t2 = time.perf_counter()
+        keyword = self.keyword_index().search(question, self.settings.candidates)
+        t3 = time.perf_counter()
+        fused = rrf([[c.id for c, _ in dense], [i for i, _ in keyword]], self.settings.rrf_k)
+        best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
+        chunks = {c.id: (c, sim) for c, sim in dense}
+        missing = [i for i in best if i not in chunks]
+        for chunk in self.store.get(missing, embeddings=True):
+            chunks[chunk.id] = (chunk, float(np.dot(query, np.asarray(chunk.embedding, dtype=np.float32))))
+        dense_rank = {c.id: r for r, (c, _) in enumerate(dense, start=1)}
+        keyword_rank = {i: r for r, (i, _) in enumerate(keyword, start=1)}
+        passages = [
+            _passage(chunks[i][0], fused[i], chunks[i][1], dense_rank.get(i), keyword_rank.get(i))
+            for i in best
+            if i in chunks
+        ]
+        timings.update(embed=t1 - t0, dense=t2 - t1, keyword=t3 - t2, fuse=time.perf_counter() - t3)
+        return SearchResult(passages, timings)
+
+
+def _passage(chunk: StoredChunk, score: float, cosine: float, dense_rank, keyword_rank) -> Passage:
+    return Passage(
+        id=chunk.id,
+        text=chunk.text,
+        metadata=chunk.metadata,
+        score=score,
+        dense_score=cosine,
+        dense_rank=dense_rank,
+        keyword_rank=keyword_rank,
+    )

@@ -20,9 +20,17 @@ from retrieval.types import Answer, Citation, Passage
 # A sentence ends at . ! or ? followed by space, or at a line break (headings, list items, blocks).
 _SENTENCE = re.compile(r"[^\n]+?(?:[.!?](?=\s)|$)", re.MULTILINE)
 _ACRONYM = re.compile(r"((?:[A-Za-z][\w-]*\s+){1,6})\(([A-Z][A-Za-z]{1,9})\)")
+# Statements only: headings, questions and snippets cut off with an ellipsis make poor answers.
+_STATEMENT = re.compile(r"(?<!\.\.)(?<!…)[.!]$")
+_ENUMERATION = re.compile(r"\b(?:include[sd]?|including|such as|consists? of|comprises?|e\.g\.)\b|,.*,", re.I)
+_BOILERPLATE = re.compile(r"\b(?:for more information|click|visit our|subscribe|consult the full)\b", re.I)
 _MIN_WORDS = 5
 _REDUNDANT = 0.6  # Jaccard overlap of terms above which a sentence repeats one already chosen
-_PASSAGE_WEIGHT = 0.35  # how much the passage's rank counts against the sentence's own term overlap
+# Weights of a sentence's features; the overlap with the question's terms counts 1.
+_PASSAGE_WEIGHT = 0.35  # the rank of the passage it stands in
+_ENUMERATION_WEIGHT = 0.4  # it lists things ("include", "such as", commas): what "what/which" questions want
+_BOILERPLATE_WEIGHT = 0.5  # navigation and "for more information" text, subtracted
+_RELATIVE_FLOOR = 0.5  # a sentence scoring under half the best one adds more noise than answer
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ def split_sentences(passage: Passage, rank: int) -> list[Sentence]:
         start = m.start() + len(raw) - len(raw.lstrip())
         end = m.start() + len(raw.rstrip())
         text = passage.text[start:end]
-        if len(text.split()) >= _MIN_WORDS:
+        if len(text.split()) >= _MIN_WORDS and _STATEMENT.search(text):
             out.append(Sentence(passage, rank, start, end, frozenset(analyze(text))))
     return out
 
@@ -66,7 +74,15 @@ def question_terms(question: str, passages: Sequence[Passage]) -> set[str]:
 
 def _score(sentence: Sentence, terms: set[str], best_score: float) -> float:
     overlap = len(sentence.terms & terms) / max(len(terms), 1)
-    return overlap + _PASSAGE_WEIGHT * sentence.passage.score / best_score if overlap else 0.0
+    if not overlap:
+        return 0.0
+    text = sentence.text
+    return (
+        overlap
+        + _PASSAGE_WEIGHT * sentence.passage.score / best_score
+        + _ENUMERATION_WEIGHT * bool(_ENUMERATION.search(text))
+        - _BOILERPLATE_WEIGHT * bool(_BOILERPLATE.search(text))
+    )
 
 
 def select_sentences(question: str, passages: Sequence[Passage], limit: int) -> list[Sentence]:
@@ -79,8 +95,10 @@ def select_sentences(question: str, passages: Sequence[Passage], limit: int) -> 
         for s in split_sentences(p, rank)
     ]
     chosen: list[Sentence] = []
-    for s in sorted(candidates, key=lambda s: s.score, reverse=True):
-        if s.score <= 0 or len(chosen) == limit:
+    ranked = sorted(candidates, key=lambda s: s.score, reverse=True)
+    floor = ranked[0].score * _RELATIVE_FLOOR if ranked else 0.0
+    for s in ranked:
+        if s.score <= max(floor, 0.0) or len(chosen) == limit:
             break
         if all(_jaccard(s.terms, c.terms) < _REDUNDANT for c in chosen):
             chosen.append(s)
@@ -106,8 +124,11 @@ def extractive_answer(question: str, passages: Sequence[Passage], settings: Retr
     chosen = select_sentences(question, passages, settings.max_sentences) if is_relevant(passages, settings) else []
     if not chosen:
         return declined(question, passages)
-    # Readable order: passages as ranked, sentences in the order they stand in their passage.
-    chosen.sort(key=lambda s: (s.rank, s.start))
+    # Readable order: one paragraph per passage, the best paragraph first, sentences in their own order.
+    best_in = {}
+    for s in chosen:
+        best_in[s.rank] = max(best_in.get(s.rank, 0.0), s.score)
+    chosen.sort(key=lambda s: (-best_in[s.rank], s.rank, s.start))
     citations, paragraphs, current = [], [], -1
     for number, s in enumerate(chosen, start=1):
         citations.append(Citation(number, s.passage, s.text, s.start, s.end))

@@ -55,7 +55,8 @@ def root_key(root: str) -> str:
 
 
 def chunk_id(root: str, source: str, index: int) -> str:
-    return f"{hashlib.sha256(f'{root}\0{source}'.encode()).hexdigest()[:20]}:{index}"
+    digest = hashlib.sha256("\0".join((root, source)).encode()).hexdigest()[:20]
+    return f"{digest}:{index}"
 
 
 def make_client(settings: RetrievalSettings) -> chromadb.ClientAPI:

@@ -10,7 +10,7 @@ from typing import Any
 
 from retrieval.answer import extractive_answer
 from retrieval.embeddings import Embedder, get_embedder
-from retrieval.search import SearchResult, Searcher
+from retrieval.search import Searcher, SearchResult
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkStore
 from retrieval.sync import ProgressFn, SyncReport, sync

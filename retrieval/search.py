@@ -7,8 +7,8 @@ side found, because the answerer's "do the documents answer this?" threshold is 
 from __future__ import annotations
 
 import logging
-import time
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -94,11 +94,17 @@ def sync(
     paths = [Path(p) for p in paths]
     # Only a folder given as such is ours to prune; a single file's siblings are left alone.
     folders = {str(p.resolve()) for p in paths if p.is_dir()}
+    own = Path(settings.data_dir).resolve()
+
+    def ours(path: Path) -> bool:  # never index our own store, nor complain about its files
+        return path.resolve().is_relative_to(own)
+
     found: list[tuple[Path, Path]] = []
     for item in discover(paths):
         if isinstance(item, Skipped):
-            report.skipped.append(item)
-        else:
+            if not any(ours(Path(folder) / item.source) for folder in folders):
+                report.skipped.append(item)
+        elif not ours(item[0]):
             found.append(item)
     batch = _Batch(store, report)
     states: dict[str, dict] = {}

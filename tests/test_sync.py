@@ -95,3 +95,12 @@ def test_sync_paths_are_relative_never_absolute(pipeline: Pipeline, docs: Path) 
     for chunk in pipeline.store.scan():
         assert not chunk.metadata["source"].startswith("/")
         assert str(docs) not in str(chunk.metadata)
+
+
+def test_sync_never_indexes_its_own_data_dir(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("Macrophages in tumours can be reprogrammed to attack cancer cells.\n")
+    pipeline = Pipeline(RetrievalSettings(data_dir=tmp_path / "citebot-data"))
+    pipeline.index([tmp_path])
+    report = pipeline.index([tmp_path])
+    assert report.unchanged == ["notes.txt"]
+    assert report.skipped == []

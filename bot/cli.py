@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -16,9 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bot import render
+from retrieval import evaluate
 from retrieval.errors import CitebotError
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
+from retrieval.sync import ProgressFn
 
 logger = logging.getLogger(__name__)
 console = Console(highlight=False)
@@ -42,11 +46,9 @@ def cli(verbose: int) -> None:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
-@cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-def index(paths: tuple[Path, ...]) -> None:
-    """Index files and folders (incremental: only changed documents are embedded)."""
-    pipeline = _pipeline()
+@contextmanager
+def _progress_bar() -> Iterator[ProgressFn]:
+    """A rich progress bar on stderr, as a sync progress callback."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("indexing", total=None)
@@ -54,6 +56,15 @@ def index(paths: tuple[Path, ...]) -> None:
         def progress(source: str, done: int, total: int) -> None:
             bar.update(task, completed=done, total=total, description=f"indexing {source[-40:]}")
 
+        yield progress
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def index(paths: tuple[Path, ...]) -> None:
+    """Index files and folders (incremental: only changed documents are embedded)."""
+    pipeline = _pipeline()
+    with _progress_bar() as progress:
         report = pipeline.index(paths, progress=progress)
     click.echo(f"Indexed: {report.summary()}")
     for skipped in report.skipped:
@@ -92,6 +103,36 @@ def sources(as_json: bool) -> None:
     for row in rows:
         ids = ", ".join(f"{k.upper()} {row[k]}" for k in ("doi", "pmid", "pmcid") if k in row)
         table.add_row(row["source"], row.get("title", ""), ids, str(row["chunks"]))
+    console.print(table)
+
+
+@cli.command(name="eval")
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["dense", "keyword", "hybrid"]),
+              help="Search mode(s) to score; all three by default.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def eval_(dataset: Path, modes: tuple[str, ...], as_json: bool) -> None:
+    """Score retrieval on a BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels.tsv)."""
+    try:
+        data = evaluate.load_beir(dataset)
+    except (OSError, KeyError, ValueError) as exc:
+        raise click.ClickException(f"{dataset} is not a BEIR-layout folder: {exc}") from exc
+    settings = RetrievalSettings()
+    key = f"{settings.embedder}/{settings.chunk_size}/{settings.chunk_overlap}"
+    pipeline = Pipeline(settings.model_copy(update={"collection": evaluate.collection_name(data.name, key)}))
+    with _progress_bar() as progress:
+        report = pipeline.index_documents(f"beir:{data.name}", data.documents(), progress=progress)
+    click.echo(f"Indexed {data.name}: {report.summary()}", err=True)
+    results = [evaluate.run_queries(pipeline.searcher, data, m) for m in modes or ("dense", "keyword", "hybrid")]
+    if as_json:
+        click.echo(json.dumps({"dataset": data.name, "queries": len(data.queries),
+                               "results": [r.to_dict() for r in results]}, indent=2))
+        return
+    table = Table(title=f"{data.name}: {len(data.queries)} queries, {len(data.corpus)} documents")
+    for column in ("mode", *results[0].metrics, "p50 ms", "p95 ms"):
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    for r in results:
+        table.add_row(r.mode, *(f"{v:.3f}" for v in r.metrics.values()), f"{r.p50:.1f}", f"{r.p95:.1f}")
     console.print(table)
 
 

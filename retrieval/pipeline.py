@@ -10,10 +10,11 @@ from typing import Any
 
 from retrieval.answer import extractive_answer
 from retrieval.embeddings import Embedder, get_embedder
+from retrieval.loaders import LoadedDocument
 from retrieval.search import Searcher, SearchResult
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkStore
-from retrieval.sync import ProgressFn, SyncReport, sync
+from retrieval.sync import ProgressFn, SyncReport, sync, sync_documents
 from retrieval.types import Answer
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,15 @@ class Pipeline:
     def index(self, paths: Iterable[Path], *, progress: ProgressFn | None = None) -> SyncReport:
         """Bring the index in line with these files and folders."""
         report = sync(paths, self.store, self.settings, progress=progress)
+        if report.changed:
+            self.searcher.refresh()
+        return report
+
+    def index_documents(
+        self, root: str, docs: Iterable[LoadedDocument], *, progress: ProgressFn | None = None
+    ) -> SyncReport:
+        """Bring the index in line with documents already in memory, the whole contents of ``root``."""
+        report = sync_documents(root, docs, self.store, self.settings, progress=progress)
         if report.changed:
             self.searcher.refresh()
         return report

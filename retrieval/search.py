@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -20,6 +21,8 @@ from retrieval.store import ChunkStore, StoredChunk
 from retrieval.types import Passage
 
 logger = logging.getLogger(__name__)
+
+Mode = Literal["hybrid", "dense", "keyword"]
 
 
 def rrf(rankings: list[list[str]], k: int) -> dict[str, float]:
@@ -68,16 +71,20 @@ class Searcher:
                 self._keyword = saved if saved and len(saved.ids) == count else self.refresh()
             return self._keyword
 
-    def search(self, question: str, *, k: int | None = None) -> SearchResult:
-        """The best ``k`` passages (settings.top_k by default) for ``question``, best first."""
+    def search(self, question: str, *, k: int | None = None, mode: Mode = "hybrid") -> SearchResult:
+        """The best ``k`` passages (settings.top_k by default) for ``question``, best first.
+
+        ``mode`` "dense" or "keyword" uses one side only (for benchmarks); "hybrid" fuses both.
+        """
         k = k or self.settings.top_k
+        candidates = max(k, self.settings.candidates)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         query = self.store.embedder.embed([question])[0]
         t1 = time.perf_counter()
-        dense = self.store.query(query, self.settings.candidates)
+        dense = self.store.query(query, candidates) if mode != "keyword" else []
         t2 = time.perf_counter()
-        keyword = self.keyword_index().search(question, self.settings.candidates)
+        keyword = self.keyword_index().search(question, candidates) if mode != "dense" else []
         t3 = time.perf_counter()
         fused = rrf([[c.id for c, _ in dense], [i for i, _ in keyword]], self.settings.rrf_k)
         best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +18,9 @@ from langchain_core.documents import Document
 
 from retrieval.chunking import split
 from retrieval.errors import LoadError
-from retrieval.loaders import Skipped, discover, load
+from retrieval.loaders import LoadedDocument, Skipped, discover, load
 from retrieval.settings import RetrievalSettings
-from retrieval.store import ChunkStore
+from retrieval.store import ChunkStore, DocState
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,17 @@ class SyncReport:
         )
 
 
-ProgressFn = Callable[[str, int, int], None]  # (current source, files done, files total)
+ProgressFn = Callable[[str, int, int], None]  # (current source, documents done, documents total)
+
+
+@dataclass(frozen=True)
+class _Item:
+    """A document to bring up to date: hashing it is cheap, loading it may not be."""
+
+    root: str
+    source: str
+    digest: Callable[[], str]
+    load: Callable[[], LoadedDocument]
 
 
 def file_hash(path: Path) -> str:
@@ -57,8 +67,93 @@ def file_hash(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
+def sync(
+    paths: Iterable[Path], store: ChunkStore, settings: RetrievalSettings, *, progress: ProgressFn | None = None
+) -> SyncReport:
+    """Index ``paths`` (files or folders) into ``store`` and return what changed."""
+    report = SyncReport()
+    paths = [Path(p) for p in paths]
+    # Only a folder given as such is ours to prune; a single file's siblings are left alone.
+    folders = {str(p.resolve()) for p in paths if p.is_dir()}
+    own = Path(settings.data_dir).resolve()
+
+    def ours(path: Path) -> bool:  # never index our own store, nor complain about its files
+        return path.resolve().is_relative_to(own)
+
+    items: list[_Item] = []
+    for item in discover(paths):
+        if isinstance(item, Skipped):
+            if not any(ours(Path(folder) / item.source) for folder in folders):
+                report.skipped.append(item)
+        elif not ours(item[0]):
+            path, root = item
+            items.append(
+                _Item(str(root.resolve()), path.relative_to(root).as_posix(),
+                      lambda p=path: file_hash(p), lambda p=path, r=root: load(p, r))
+            )
+    _run(items, folders, store, settings, report, progress)
+    return report
+
+
+def sync_documents(
+    root: str,
+    docs: Iterable[LoadedDocument],
+    store: ChunkStore,
+    settings: RetrievalSettings,
+    *,
+    progress: ProgressFn | None = None,
+) -> SyncReport:
+    """Index documents already in memory (e.g. a benchmark corpus) as the complete contents of ``root``."""
+    items = [_Item(root, d.source, lambda d=d: d.content_hash, lambda d=d: d) for d in docs]
+    report = SyncReport()
+    _run(items, {root}, store, settings, report, progress)
+    return report
+
+
+def _run(items: Sequence[_Item], prune: set[str], store: ChunkStore, settings: RetrievalSettings,
+         report: SyncReport, progress: ProgressFn | None) -> None:
+    states: dict[str, dict[str, DocState]] = {}
+    seen: dict[str, set[str]] = {root: set() for root in prune}
+    batch = _Batch(store, report)
+    for done, item in enumerate(items):
+        if item.root not in states:
+            states[item.root] = store.document_states(item.root)
+        seen.setdefault(item.root, set()).add(item.source)
+        if progress:
+            progress(item.source, done, len(items))
+        _sync_one(item, states[item.root].get(item.source), batch, settings)
+    batch.flush()
+    for root in sorted(prune):
+        gone = sorted(set(states.get(root) or store.document_states(root)) - seen[root])
+        if gone:
+            store.remove(root, gone)
+            report.removed += gone
+    if progress:
+        progress("", len(items), len(items))
+    logger.info("index: %s", report.summary())
+
+
+def _sync_one(item: _Item, state: DocState | None, batch: _Batch, settings: RetrievalSettings) -> None:
+    report = batch.report
+    try:
+        if state and state.complete and state.doc_hash == item.digest():
+            report.unchanged.append(item.source)
+            return
+        chunks = split(item.load(), chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+        if not chunks:
+            raise LoadError("no text to index")
+    except LoadError as exc:
+        report.skipped.append(Skipped(item.source, str(exc)))
+        return
+    except OSError as exc:
+        report.skipped.append(Skipped(item.source, f"cannot read: {exc.strerror or exc}"))
+        return
+    (report.updated if state else report.added).append(item.source)
+    batch.add(item.root, chunks)
+
+
 class _Batch:
-    """Chunks waiting to be embedded and written, grouped by the root they belong to."""
+    """Chunks waiting to be embedded and written, all of one root."""
 
     def __init__(self, store: ChunkStore, report: SyncReport) -> None:
         self.store, self.report = store, report
@@ -80,74 +175,3 @@ class _Batch:
         self.store.write(self.root, self.chunks, np.asarray(vectors, dtype=np.float32))
         self.report.chunks_embedded += len(self.chunks)
         self.chunks = []
-
-
-def sync(
-    paths: Iterable[Path],
-    store: ChunkStore,
-    settings: RetrievalSettings,
-    *,
-    progress: ProgressFn | None = None,
-) -> SyncReport:
-    """Index ``paths`` (files or folders) into ``store`` and return what changed."""
-    report = SyncReport()
-    paths = [Path(p) for p in paths]
-    # Only a folder given as such is ours to prune; a single file's siblings are left alone.
-    folders = {str(p.resolve()) for p in paths if p.is_dir()}
-    own = Path(settings.data_dir).resolve()
-
-    def ours(path: Path) -> bool:  # never index our own store, nor complain about its files
-        return path.resolve().is_relative_to(own)
-
-    found: list[tuple[Path, Path]] = []
-    for item in discover(paths):
-        if isinstance(item, Skipped):
-            if not any(ours(Path(folder) / item.source) for folder in folders):
-                report.skipped.append(item)
-        elif not ours(item[0]):
-            found.append(item)
-    batch = _Batch(store, report)
-    states: dict[str, dict] = {}
-    seen: dict[str, set[str]] = {}
-    for done, (path, root) in enumerate(found):
-        root_str = str(root.resolve())
-        if root_str not in states:
-            states[root_str] = store.document_states(root_str)
-            seen[root_str] = set()
-        source = path.relative_to(root).as_posix()
-        seen[root_str].add(source)
-        if progress:
-            progress(source, done, len(found))
-        _sync_file(path, root, source, states[root_str].get(source), batch, settings)
-    batch.flush()
-    for root_str in folders:
-        sources = seen.get(root_str, set())
-        states.setdefault(root_str, store.document_states(root_str))
-        gone = sorted(set(states[root_str]) - sources)
-        if gone:
-            store.remove(root_str, gone)
-            report.removed += gone
-    if progress:
-        progress("", len(found), len(found))
-    logger.info("index: %s", report.summary())
-    return report
-
-
-def _sync_file(path, root, source, state, batch: _Batch, settings: RetrievalSettings) -> None:
-    report = batch.report
-    try:
-        if state and state.complete and state.doc_hash == file_hash(path):
-            report.unchanged.append(source)
-            return
-        doc = load(path, root)
-        chunks = split(doc, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
-        if not chunks:
-            raise LoadError("no text to index")
-    except LoadError as exc:
-        report.skipped.append(Skipped(source, str(exc)))
-        return
-    except OSError as exc:
-        report.skipped.append(Skipped(source, f"cannot read: {exc.strerror or exc}"))
-        return
-    (report.updated if state else report.added).append(source)
-    batch.add(str(root.resolve()), chunks)

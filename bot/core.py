@@ -1,0 +1,227 @@
+"""The platform-neutral chat core every front end (Telegram, Slack, terminal) shares.
+
+An adapter turns a platform event into an ``IncomingMessage`` and hands it to ``ChatCore.handle``, which
+decides who may ask, cleans the question, applies the per-user rate limit, answers with the conversation's
+recent history, stores the answer for feedback and returns a ``Reply``. The core imports no platform library
+and never raises to the adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import sqlite3
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal, Protocol
+
+from bot.feedback import FeedbackStore, StoredAnswer
+from bot.render import sanitize
+from bot.settings import BotSettings
+from retrieval.types import Answer
+
+logger = logging.getLogger(__name__)
+
+REFUSAL_TEXT = "Sorry, I only answer in chats I have been set up for. Please ask the bot's administrator."
+USAGE_TEXT = "Send me a question about the indexed documents as text, and I will answer with citations."
+RATE_LIMIT_TEXT = "You are asking faster than I can keep up. Please wait {seconds} s and ask again."
+ERROR_TEXT = "Sorry, something went wrong while answering. Please try again in a moment."
+TRUNCATED_NOTICE = "Your question was long; I only read its first {limit:,} characters."
+
+# Conversations whose history (and users whose rate-limit window) are remembered at most; the oldest go first.
+MAX_TRACKED = 10_000
+
+# The local terminal user is the operator: no allowlist, no rate limit.
+LOCAL_PLATFORMS = frozenset({"cli"})
+
+ReplyKind = Literal["answer", "declined", "refused", "rate_limited", "invalid", "error"]
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """A question as an adapter hands it over."""
+
+    platform: str  # "telegram" | "slack" | "cli"
+    conversation_id: str  # telegram chat id (+ thread), slack channel + thread_ts: the history key
+    user_id: str
+    text: str
+    chat_id: str = ""  # telegram chat id / slack channel id: checked against the allowlists
+    team_id: str = ""  # slack workspace
+
+
+@dataclass
+class Reply:
+    """What the adapter should show: an ``Answer`` to render, or ``text`` when there is none."""
+
+    kind: ReplyKind
+    text: str
+    answer: Answer | None = None
+    answer_id: int | None = None  # row id in the feedback store, for the buttons' callback data
+    retry_after: float = 0.0
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier exchange of a conversation."""
+
+    question: str
+    answer: str
+
+
+class Responder(Protocol):
+    """Whatever writes the answers: the retrieval library in production, a small fake in tests."""
+
+    def answer(self, question: str, history: Sequence[Turn]) -> Answer: ...
+
+
+class RateLimiter:
+    """Sliding-window limit of ``limit`` events per ``window`` seconds per key; thread-safe."""
+
+    def __init__(self, limit: int, window: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._events: OrderedDict[object, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def acquire(self, key: object) -> float:
+        """Count an event for ``key`` and return 0, or return the seconds to wait when over the limit."""
+        if self.limit == 0:
+            return 0.0
+        now = self._clock()
+        with self._lock:
+            events = self._events.pop(key, None) or deque()
+            while events and events[0] <= now - self.window:
+                events.popleft()
+            wait = events[0] + self.window - now if len(events) >= self.limit else 0.0
+            if not wait:
+                events.append(now)
+            self._events[key] = events
+            if len(self._events) > MAX_TRACKED:
+                self._events.popitem(last=False)
+        return wait
+
+
+class ChatCore:
+    """Access control, cleaning, rate limits and history around a ``Responder``.
+
+    Args:
+        responder: writes the answers.
+        settings: allowlists and limits.
+        feedback: stores every answer and the votes on it.
+        clock: monotonic seconds, for the rate limiter.
+    """
+
+    def __init__(self, responder: Responder, settings: BotSettings, feedback: FeedbackStore, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.responder = responder
+        self.settings = settings
+        self.feedback = feedback
+        self._limiter = RateLimiter(settings.rate_limit_questions, settings.rate_limit_window, clock=clock)
+        self._history: OrderedDict[tuple[str, str], deque[Turn]] = OrderedDict()
+        self._history_lock = threading.Lock()
+
+    async def handle(self, msg: IncomingMessage) -> Reply:
+        """Answer one message; never raises."""
+        if not self.is_allowed(msg):
+            logger.info("refused %s user %s in chat %s", msg.platform, msg.user_id, msg.chat_id)
+            return Reply("refused", REFUSAL_TEXT)
+        question = sanitize(msg.text).strip()
+        if not question:
+            return Reply("invalid", USAGE_TEXT)
+        notice = ""
+        if len(question) > self.settings.max_question_chars:
+            question = question[: self.settings.max_question_chars]
+            notice = TRUNCATED_NOTICE.format(limit=self.settings.max_question_chars)
+        if msg.platform not in LOCAL_PLATFORMS:
+            wait = self._limiter.acquire((msg.platform, msg.user_id))
+            if wait:
+                seconds = max(1, math.ceil(wait))
+                return Reply("rate_limited", RATE_LIMIT_TEXT.format(seconds=seconds), retry_after=wait)
+        try:
+            answer = await asyncio.to_thread(self.responder.answer, question, self.history(msg))
+        except Exception:
+            logger.exception(
+                "answering failed: %s conversation %s user %s, question of %d characters",
+                msg.platform, msg.conversation_id, msg.user_id, len(question),
+            )
+            return Reply("error", ERROR_TEXT)
+        if notice:
+            answer = replace(answer, notice="\n".join(filter(None, (notice, answer.notice))))
+        answer_id = await asyncio.to_thread(self._record, msg, question, answer)
+        self._remember(msg, Turn(question, answer.text))
+        return Reply("answer" if answer.found else "declined", answer.text, answer, answer_id)
+
+    def is_allowed(self, msg: IncomingMessage) -> bool:
+        """Whether the allowlists let this message through; unknown platforms never pass.
+
+        Within a platform, a listed chat (channel) or a listed user is enough; on Slack the workspace
+        must also be listed when workspaces are.
+        """
+        s = self.settings
+        if msg.platform in LOCAL_PLATFORMS:
+            return True
+        if msg.platform == "telegram":
+            return _listed(msg.chat_id, msg.user_id, s.telegram_allowed_chats, s.telegram_allowed_users)
+        if msg.platform == "slack":
+            if s.slack_allowed_teams and msg.team_id not in s.slack_allowed_teams:
+                return False
+            return _listed(msg.chat_id, msg.user_id, s.slack_allowed_channels, s.slack_allowed_users)
+        logger.warning("refused message from unknown platform %r", msg.platform)
+        return False
+
+    def history(self, msg: IncomingMessage) -> list[Turn]:
+        """The recent turns of the message's conversation, oldest first."""
+        with self._history_lock:
+            return list(self._history.get((msg.platform, msg.conversation_id), ()))
+
+    def record_vote(self, answer_id: int, platform: str, user_id: str, vote: int) -> bool:
+        """Store a 👍 (+1) / 👎 (-1) click; False when the answer is unknown or the vote invalid."""
+        if vote not in (1, -1):
+            return False
+        try:
+            return self.feedback.record_vote(answer_id, platform, user_id, vote)
+        except sqlite3.Error:
+            logger.exception("could not store a vote on answer %s from %s user %s", answer_id, platform,
+                             user_id)
+            return False
+
+    def passages_for(self, answer_id: int) -> StoredAnswer | None:
+        """The stored answer with its quoted citations, for a "Sources" button; None when unknown."""
+        try:
+            return self.feedback.get_answer(answer_id)
+        except sqlite3.Error:
+            logger.exception("could not read answer %s", answer_id)
+            return None
+
+    def _record(self, msg: IncomingMessage, question: str, answer: Answer) -> int | None:
+        # A full disk or locked database must not cost the user the answer: it only loses the buttons.
+        try:
+            return self.feedback.record_answer(
+                platform=msg.platform, conversation_id=msg.conversation_id, user_id=msg.user_id,
+                question=question, answer=answer,
+            )
+        except sqlite3.Error:
+            logger.exception("could not store the answer for %s conversation %s", msg.platform,
+                             msg.conversation_id)
+            return None
+
+    def _remember(self, msg: IncomingMessage, turn: Turn) -> None:
+        key = (msg.platform, msg.conversation_id)
+        with self._history_lock:
+            turns = self._history.pop(key, None) or deque(maxlen=self.settings.history_turns)
+            turns.append(turn)
+            self._history[key] = turns
+            if len(self._history) > MAX_TRACKED:
+                self._history.popitem(last=False)
+
+
+def _listed(chat_id: str, user_id: str, chats: Sequence[object], users: Sequence[object]) -> bool:
+    """Open when both lists are empty; otherwise the chat or the user must be listed."""
+    if not chats and not users:
+        return True
+    return chat_id in {str(c) for c in chats} or user_id in {str(u) for u in users}

@@ -1,0 +1,262 @@
+"""SQLite store of the questions asked, the answers given and the votes on them, shared by every front end.
+
+The database is ``feedback.db`` in the data directory. Its schema grows through append-only migrations:
+each ``mNNN_what_changed(db)`` function runs once, and the ``_migrations`` table records which have.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from retrieval.settings import RetrievalSettings
+from retrieval.types import Answer, Citation
+
+logger = logging.getLogger(__name__)
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register ``fn`` as the next schema migration."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_answers_and_votes(db: sqlite3.Connection) -> None:
+    db.execute(
+        """CREATE TABLE answers (
+            id INTEGER PRIMARY KEY,
+            platform TEXT NOT NULL,
+            conversation_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            question TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            found INTEGER NOT NULL,
+            mode TEXT NOT NULL,
+            citations TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE votes (
+            answer_id INTEGER NOT NULL REFERENCES answers(id),
+            platform TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (answer_id, platform, user_id)
+        )"""
+    )
+    db.execute("CREATE INDEX answers_platform ON answers(platform)")
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Apply the migrations ``db`` has not seen yet, in one transaction (safe with several processes)."""
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        applied = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+        for fn in MIGRATIONS:
+            if fn.__name__ not in applied:
+                fn(db)
+                db.execute("INSERT INTO _migrations VALUES (?, ?)", (fn.__name__, _now()))
+                logger.info("feedback database: applied %s", fn.__name__)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+@dataclass(frozen=True)
+class StoredCitation:
+    """A citation as stored with its answer: enough to show the source again after a restart."""
+
+    number: int
+    title: str
+    source: str
+    location: str
+    quote: str
+    doi: str = ""
+    pmid: str = ""
+    pmcid: str = ""
+
+    @classmethod
+    def from_citation(cls, c: Citation) -> StoredCitation:
+        ids = c.identifiers
+        return cls(
+            number=c.number,
+            title=c.passage.title,
+            source=c.passage.source,
+            location=c.passage.location,
+            quote=c.quote,
+            doi=ids.get("doi", ""),
+            pmid=ids.get("pmid", ""),
+            pmcid=ids.get("pmcid", ""),
+        )
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """One answered (or declined) question, as the feedback database holds it."""
+
+    id: int
+    platform: str
+    conversation_id: str
+    user_id: str
+    question: str
+    text: str
+    found: bool
+    mode: str
+    citations: list[StoredCitation]
+    created_at: str
+
+
+@dataclass(frozen=True)
+class PlatformStats:
+    """Counts for one platform."""
+
+    platform: str
+    questions: int
+    answered: int
+    declined: int
+    up: int
+    down: int
+
+
+@dataclass(frozen=True)
+class DownVoted:
+    """An answer users disliked, for ``citebot stats``."""
+
+    answer_id: int
+    platform: str
+    question: str
+    down: int
+    up: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What ``citebot stats`` reports."""
+
+    platforms: list[PlatformStats]
+    most_down_voted: list[DownVoted]
+
+
+class FeedbackStore:
+    """Questions, answers and votes in SQLite; safe to share between threads.
+
+    Args:
+        path: the database file; its folder is created when missing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        # Autocommit mode: every write below opens its own explicit transaction.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        # WAL lets `citebot stats` read while the bots write; NORMAL sync in WAL survives a process crash.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._lock = threading.Lock()
+        migrate(self._db)
+
+    @classmethod
+    def open(cls, settings: RetrievalSettings) -> FeedbackStore:
+        """The store in the data directory of ``settings``."""
+        return cls(settings.data_dir / "feedback.db")
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def record_answer(self, *, platform: str, conversation_id: str, user_id: str, question: str,
+                      answer: Answer) -> int:
+        """Store a question and the answer given; returns the answer's id."""
+        citations = [asdict(StoredCitation.from_citation(c)) for c in answer.citations]
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO answers (platform, conversation_id, user_id, question, answer, found, mode,"
+                " citations, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (platform, conversation_id, user_id, question, answer.text, int(answer.found), answer.mode,
+                 json.dumps(citations, ensure_ascii=False), _now()),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def record_vote(self, answer_id: int, platform: str, user_id: str, vote: int) -> bool:
+        """Store a 👍 (+1) or 👎 (-1); a user's new vote on an answer replaces the old one.
+
+        Returns False when the answer does not exist.
+        """
+        if vote not in (1, -1):
+            raise ValueError(f"vote must be +1 or -1, not {vote!r}")
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM answers WHERE id = ?", (answer_id,)).fetchone() is None:
+                return False
+            db.execute(
+                "INSERT INTO votes VALUES (?, ?, ?, ?, ?) ON CONFLICT (answer_id, platform, user_id)"
+                " DO UPDATE SET vote = excluded.vote, created_at = excluded.created_at",
+                (answer_id, platform, user_id, vote, _now()),
+            )
+        return True
+
+    def get_answer(self, answer_id: int) -> StoredAnswer | None:
+        """The stored answer with this id, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, platform, conversation_id, user_id, question, answer, found, mode, citations,"
+                " created_at FROM answers WHERE id = ?",
+                (answer_id,),
+            ).fetchone()
+        return None if row is None else _stored_answer(row)
+
+    def stats(self, *, worst: int = 5) -> Stats:
+        """Counts per platform and the ``worst`` answers with the most 👎."""
+        with self._lock:
+            platforms = self._db.execute(
+                "SELECT platform, COUNT(*), SUM(found), SUM(1 - found),"
+                " (SELECT COUNT(*) FROM votes v JOIN answers b ON b.id = v.answer_id"
+                "  WHERE b.platform = a.platform AND v.vote = 1),"
+                " (SELECT COUNT(*) FROM votes v JOIN answers b ON b.id = v.answer_id"
+                "  WHERE b.platform = a.platform AND v.vote = -1)"
+                " FROM answers a GROUP BY platform ORDER BY platform"
+            ).fetchall()
+            down_voted = self._db.execute(
+                "SELECT a.id, a.platform, a.question, SUM(v.vote = -1) AS down, SUM(v.vote = 1)"
+                " FROM answers a JOIN votes v ON v.answer_id = a.id GROUP BY a.id"
+                " HAVING down > 0 ORDER BY down DESC, a.id DESC LIMIT ?",
+                (worst,),
+            ).fetchall()
+        return Stats(
+            platforms=[PlatformStats(*row) for row in platforms],
+            most_down_voted=[DownVoted(*row) for row in down_voted],
+        )
+
+
+def _stored_answer(row: tuple[Any, ...]) -> StoredAnswer:
+    citations = [StoredCitation(**c) for c in json.loads(row[8])]
+    return StoredAnswer(*row[:6], bool(row[6]), row[7], citations, row[9])
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

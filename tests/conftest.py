@@ -1,0 +1,113 @@
+"""Shared fixtures: an isolated environment, settings on a tmp data dir, and realistic answers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.core import Turn
+from bot.settings import BotSettings
+from retrieval.prompts import NOT_FOUND_PROMPT
+from retrieval.settings import RetrievalSettings
+from retrieval.types import Answer, Citation, Passage
+
+# Variables a developer's shell may carry that would change what the tests see.
+_LEAKY_PREFIXES = ("CITEBOT_", "OPENAI_", "TELEGRAM_", "SLACK_", "CHROMA_")
+
+# Two sources as the retrieval library describes them: (metadata, quoted sentence).
+DEFAULT_SOURCES: list[tuple[dict[str, Any], str]] = [
+    (
+        {
+            "source": "papers/tme-review.pdf",
+            "title": "Targeting the tumour microenvironment",
+            "page": 3,
+            "doi": "10.1038/s41571-020-0403-1",
+        },
+        "Cancer-associated fibroblasts and tumour-associated macrophages are the main therapeutic targets.",
+    ),
+    (
+        {
+            "source": "papers/checkpoints.html",
+            "title": "Immune checkpoints in solid tumours",
+            "section": "Clinical trials",
+            "pmid": "31562232",
+        },
+        "PD-1 and CTLA-4 blockade is in phase III trials for several solid tumours.",
+    ),
+]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Point the data dirs at tmp and drop tokens and servers configured in the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith(_LEAKY_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("CITEBOT_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> RetrievalSettings:
+    """Retrieval settings with the data dir in tmp and no ``.env`` read."""
+    return RetrievalSettings(data_dir=tmp_path / "data", _env_file=None)
+
+
+@pytest.fixture
+def bot_settings(settings: RetrievalSettings) -> BotSettings:
+    """Bot settings around ``settings``: no tokens, no allowlists, default limits, no ``.env`` read."""
+    return BotSettings(retrieval=settings, _env_file=None)
+
+
+def _citation(number: int, metadata: dict[str, Any], quote: str) -> Citation:
+    text = f"As the authors explain, {quote} This is discussed further below."
+    start = text.index(quote)
+    passage = Passage(id=f"p{number}", text=text, metadata={"start": 0, **metadata}, score=0.9 - number / 10)
+    return Citation(number=number, passage=passage, quote=quote, start=start, end=start + len(quote))
+
+
+def build_answer(
+    text: str = "The main targets are fibroblasts and macrophages [1]. Checkpoint blockade is in trials [2].",
+    *,
+    question: str = "What are the therapeutic targets in the TME?",
+    sources: Sequence[tuple[dict[str, Any], str]] = DEFAULT_SOURCES,
+    found: bool = True,
+    notice: str = "",
+    mode: str = "extractive",
+) -> Answer:
+    """An ``Answer`` as the retrieval library returns it; ``found=False`` makes a declined one.
+
+    A declined answer says the not-found sentence, cites nothing and lists ``sources`` as closest passages.
+    """
+    citations = [_citation(n, meta, quote) for n, (meta, quote) in enumerate(sources, 1)]
+    passages = [c.passage for c in citations]
+    if not found:
+        return Answer(question, NOT_FOUND_PROMPT, [], passages, False, mode, notice)
+    return Answer(question, text, citations, passages, True, mode, notice)
+
+
+@pytest.fixture(scope="session")
+def make_answer() -> Callable[..., Answer]:
+    """``build_answer`` as a fixture (session-scoped, so hypothesis tests may use it)."""
+    return build_answer
+
+
+class RecordingResponder:
+    """A real ``Responder`` that answers every question with ``build_answer`` and records what it saw."""
+
+    def __init__(self, answer: Callable[[str], Answer] | None = None) -> None:
+        self.calls: list[tuple[str, list[Turn]]] = []
+        self._answer = answer or (lambda question: build_answer(question=question))
+
+    def answer(self, question: str, history: Sequence[Turn]) -> Answer:
+        self.calls.append((question, list(history)))
+        return self._answer(question)
+
+
+@pytest.fixture
+def responder() -> RecordingResponder:
+    return RecordingResponder()

@@ -1,0 +1,126 @@
+"""The feedback database: answers kept with their citations, one vote per user, stats, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from bot.feedback import MIGRATIONS, FeedbackStore, PlatformStats, StoredCitation
+
+
+@pytest.fixture
+def store(settings) -> FeedbackStore:
+    store = FeedbackStore.open(settings)
+    yield store
+    store.close()
+
+
+def record(store: FeedbackStore, answer, platform: str = "telegram", user: str = "7") -> int:
+    return store.record_answer(platform=platform, conversation_id="chat-1", user_id=user,
+                               question=answer.question, answer=answer)
+
+
+def test_feedback_store_lives_in_the_data_dir(settings, store) -> None:
+    assert store.path == settings.data_dir / "feedback.db"
+    assert store.path.exists()
+
+
+def test_feedback_answer_kept_with_its_citations(store, make_answer) -> None:
+    answer = make_answer(mode="llm")
+    stored = store.get_answer(record(store, answer, "slack", "U1"))
+    assert (stored.platform, stored.conversation_id, stored.user_id) == ("slack", "chat-1", "U1")
+    assert (stored.question, stored.text, stored.found, stored.mode) == (
+        answer.question, answer.text, True, "llm")
+    assert stored.citations == [StoredCitation.from_citation(c) for c in answer.citations]
+    assert stored.citations[0].doi == "10.1038/s41571-020-0403-1"
+    assert stored.citations[1].pmid == "31562232"
+    assert stored.citations[1].location == "section Clinical trials"
+
+
+def test_feedback_unknown_answer_is_none(store) -> None:
+    assert store.get_answer(12345) is None
+
+
+def test_feedback_new_vote_replaces_the_old_one(store, make_answer) -> None:
+    answer_id = record(store, make_answer())
+    assert store.record_vote(answer_id, "telegram", "7", 1)
+    assert store.record_vote(answer_id, "telegram", "7", -1)
+    assert store.record_vote(answer_id, "telegram", "8", -1)
+    (telegram,) = store.stats().platforms
+    assert (telegram.up, telegram.down) == (0, 2)
+
+
+def test_feedback_vote_on_unknown_answer_is_refused(store) -> None:
+    assert store.record_vote(999, "telegram", "7", 1) is False
+    assert store.stats().platforms == []
+
+
+def test_feedback_vote_must_be_up_or_down(store, make_answer) -> None:
+    answer_id = record(store, make_answer())
+    with pytest.raises(ValueError):
+        store.record_vote(answer_id, "telegram", "7", 5)
+
+
+def test_feedback_stats_per_platform_and_most_down_voted(store, make_answer) -> None:
+    good = record(store, make_answer())
+    bad = record(store, make_answer(question="Is coffee a checkpoint inhibitor?"))
+    record(store, make_answer(found=False))
+    worst = record(store, make_answer(question="What is CAR-T?"), "slack", "U1")
+    store.record_vote(good, "telegram", "1", 1)
+    store.record_vote(bad, "telegram", "1", -1)
+    for user in ("U1", "U2"):
+        store.record_vote(worst, "slack", user, -1)
+    stats = store.stats()
+    assert stats.platforms == [
+        PlatformStats("slack", questions=1, answered=1, declined=0, up=0, down=2),
+        PlatformStats("telegram", questions=3, answered=2, declined=1, up=1, down=1),
+    ]
+    assert [(d.answer_id, d.question, d.down) for d in stats.most_down_voted] == [
+        (worst, "What is CAR-T?", 2), (bad, "Is coffee a checkpoint inhibitor?", 1)
+    ]
+
+
+def test_feedback_reopening_keeps_data_and_migrates_once(settings, make_answer) -> None:
+    first = FeedbackStore.open(settings)
+    answer_id = record(first, make_answer())
+    first.close()
+    again = FeedbackStore.open(settings)
+    assert again.get_answer(answer_id).question == make_answer().question
+    again.close()
+    with sqlite3.connect(settings.data_dir / "feedback.db") as db:
+        applied = [row[0] for row in db.execute("SELECT name FROM _migrations")]
+    assert applied == [m.__name__ for m in MIGRATIONS]
+
+
+def test_feedback_creates_missing_folders(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "a" / "b" / "feedback.db")
+    assert store.stats().platforms == []
+    store.close()
+
+
+def test_feedback_concurrent_writers_lose_nothing(settings, make_answer) -> None:
+    """Threads sharing one store, and a second store on the same file (another bot process)."""
+    stores = [FeedbackStore.open(settings), FeedbackStore.open(settings)]
+    answer = make_answer()
+    ids: list[int] = []
+
+    def work(n: int) -> None:
+        store = stores[n % 2]
+        for _ in range(25):
+            answer_id = record(store, answer, user=str(n))
+            store.record_vote(answer_id, "telegram", str(n), 1)
+            ids.append(answer_id)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (telegram,) = stores[0].stats().platforms
+    assert len(set(ids)) == 200
+    assert (telegram.questions, telegram.up) == (200, 200)
+    for store in stores:
+        store.close()

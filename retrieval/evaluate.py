@@ -1,6 +1,6 @@
 """Retrieval quality on a BEIR-layout dataset, through the same search the bot uses.
 
-A dataset folder holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``, ``text``)
+A dataset folder holds ``corpus.jsonl`` (``_id`` or ``id``, ``title``, ``text``), ``queries.jsonl`` (id, ``text``)
 and ``qrels.tsv`` (``query-id``, ``corpus-id``, ``score``, with a header); its test split is the queries that
 have judgements. The corpus is indexed into a collection of its own (incrementally, so a second run reuses
 it), each query is searched, chunk hits are folded into document rankings, and ``pytrec_eval`` scores them.
@@ -62,14 +62,19 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
         yield from (json.loads(line) for line in fh if line.strip())
 
 
+def _id(record: dict[str, Any]) -> str:
+    """BEIR writes ``_id``; many exports write ``id``."""
+    return str(record["_id"] if "_id" in record else record["id"])
+
+
 def load_beir(folder: Path) -> Dataset:
     """Read a BEIR-layout folder."""
     qrels: dict[str, dict[str, int]] = {}
     with (folder / "qrels.tsv").open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
             qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
-    corpus = {str(r["_id"]): (r.get("title") or "", r.get("text") or "") for r in _jsonl(folder / "corpus.jsonl")}
-    queries = {str(r["_id"]): r["text"] for r in _jsonl(folder / "queries.jsonl") if str(r["_id"]) in qrels}
+    corpus = {_id(r): (r.get("title") or "", r.get("text") or "") for r in _jsonl(folder / "corpus.jsonl")}
+    queries = {_id(r): r["text"] for r in _jsonl(folder / "queries.jsonl") if _id(r) in qrels}
     return Dataset(folder.resolve().name, corpus, queries, {q: qrels[q] for q in queries})
 
 

@@ -41,7 +41,7 @@ def beir(tmp_path: Path) -> Path:
         "\n".join(json.dumps({"_id": k, "title": t, "text": x}) for k, (t, x) in docs.items())
     )
     queries = {"q1": "how to train a puppy", "q2": "engine oil change interval", "q3": "not judged"}
-    (folder / "queries.jsonl").write_text("\n".join(json.dumps({"_id": k, "text": v}) for k, v in queries.items()))
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps({"id": k, "text": v}) for k, v in queries.items()))
     (folder / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
     return folder
 

@@ -199,13 +199,14 @@ class ChatCore:
             return None
 
     def _record(self, msg: IncomingMessage, question: str, answer: Answer) -> int | None:
-        # A full disk or locked database must not cost the user the answer: it only loses the buttons.
+        # A full disk, a locked database or text SQLite cannot encode must not cost the user the answer:
+        # it only loses the buttons.
         try:
             return self.feedback.record_answer(
                 platform=msg.platform, conversation_id=msg.conversation_id, user_id=msg.user_id,
                 question=question, answer=answer,
             )
-        except sqlite3.Error:
+        except Exception:
             logger.exception("could not store the answer for %s conversation %s", msg.platform,
                              msg.conversation_id)
             return None

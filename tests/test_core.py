@@ -163,6 +163,12 @@ def test_core_answers_even_when_the_feedback_store_fails(responder, bot_settings
     assert reply.kind == "answer" and reply.answer_id is None
 
 
+def test_core_answers_even_when_the_answer_cannot_be_stored(bot_settings, feedback) -> None:
+    odd = RecordingResponder(lambda q: build_answer("Broken PDF text \ud800 [1].", question=q))
+    reply = ask(make_core(odd, bot_settings, feedback))
+    assert reply.kind == "answer" and reply.answer_id is None
+
+
 def test_core_votes_and_sources_of_a_stored_answer(core) -> None:
     reply = ask(core)
     assert core.record_vote(reply.answer_id, "telegram", "7", 1)

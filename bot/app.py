@@ -1,0 +1,27 @@
+"""Wiring: the retrieval pipeline behind the platform-neutral chat core, as every front end uses it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.core import ChatCore, Turn
+from bot.feedback import FeedbackStore
+from bot.settings import BotSettings
+from retrieval.pipeline import Pipeline
+from retrieval.types import Answer
+
+
+class PipelineResponder:
+    """The ``Responder`` the chat core calls: a pipeline, with the conversation's turns as history."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def answer(self, question: str, history: Sequence[Turn]) -> Answer:
+        return self.pipeline.ask(question, [(t.question, t.answer) for t in history])
+
+
+def build_core(settings: BotSettings, *, pipeline: Pipeline | None = None) -> ChatCore:
+    """A chat core over the index ``settings`` point at (or over ``pipeline``)."""
+    pipeline = pipeline or Pipeline(settings.retrieval)
+    return ChatCore(PipelineResponder(pipeline), settings, FeedbackStore.open(settings.retrieval))

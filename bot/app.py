@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from bot.core import ChatCore, Turn
 from bot.feedback import FeedbackStore
@@ -19,6 +20,10 @@ class PipelineResponder:
 
     def answer(self, question: str, history: Sequence[Turn]) -> Answer:
         return self.pipeline.ask(question, [(t.question, t.answer) for t in history])
+
+    def sources(self) -> list[dict[str, Any]]:
+        """The indexed documents, for the bots' help texts."""
+        return self.pipeline.sources()
 
 
 def build_core(settings: BotSettings, *, pipeline: Pipeline | None = None) -> ChatCore:

@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from bot.feedback import FeedbackStore, StoredAnswer
 from bot.render import sanitize
@@ -76,6 +76,13 @@ class Responder(Protocol):
     """Whatever writes the answers: the retrieval library in production, a small fake in tests."""
 
     def answer(self, question: str, history: Sequence[Turn]) -> Answer: ...
+
+
+@runtime_checkable
+class Catalogue(Protocol):
+    """A responder that can also list its indexed documents, for the bots' help texts."""
+
+    def sources(self) -> list[dict[str, Any]]: ...
 
 
 class RateLimiter:
@@ -178,6 +185,16 @@ class ChatCore:
         """The recent turns of the message's conversation, oldest first."""
         with self._history_lock:
             return list(self._history.get((msg.platform, msg.conversation_id), ()))
+
+    async def indexed_documents(self) -> list[dict[str, Any]] | None:
+        """The indexed documents (source, title, identifiers), or None when the responder cannot tell."""
+        if not isinstance(self.responder, Catalogue):
+            return None
+        try:
+            return await asyncio.to_thread(self.responder.sources)
+        except Exception:
+            logger.exception("could not list the indexed documents")
+            return None
 
     def record_vote(self, answer_id: int, platform: str, user_id: str, vote: int) -> bool:
         """Store a 👍 (+1) / 👎 (-1) click; False when the answer is unknown or the vote invalid."""

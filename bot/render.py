@@ -334,11 +334,11 @@ def to_slack_blocks(answer: Answer, answer_id: int | None) -> tuple[str, list[di
 
 def sources_blocks_slack(answer: Answer | StoredAnswer) -> tuple[str, list[dict]]:
     """(notification text, blocks) with each cited source and its quoted passage."""
-    title = f"Sources for: {shorten(answer.question, 200)}"
+    title = _mrkdwn_escape(f"Sources for: {shorten(answer.question, 200)}")  # the asker's words, any markup
     if not answer.citations:
         return title, [_section("This answer cites no passages.")]
     entries = [_source_entry(_flat(c), _MRKDWN, SLACK_SECTION_LIMIT) for c in answer.citations]
     if len(entries) > SLACK_MAX_BLOCKS:
         extra = len(entries) - SLACK_MAX_BLOCKS + 1
         entries = entries[: SLACK_MAX_BLOCKS - 1] + [f"… and {extra} more sources"]
-    return _mrkdwn_escape(title), [_section(e) for e in entries]
+    return title, [_section(e) for e in entries]

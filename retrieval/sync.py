@@ -78,7 +78,10 @@ def sync(
     own = Path(settings.data_dir).resolve()
 
     def ours(path: Path) -> bool:  # never index our own store, nor complain about its files
-        return path.resolve().is_relative_to(own)
+        try:
+            return path.resolve().is_relative_to(own)
+        except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13): not ours
+            return False
 
     items: list[_Item] = []
     for item in discover(paths):

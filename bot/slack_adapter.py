@@ -1,0 +1,288 @@
+"""The Slack front end: slack-bolt listeners between Slack and the shared chat core.
+
+    app = build_app(core, settings)              # the Bolt app, every listener registered
+    socket_mode_handler(app, settings).start()   # Socket Mode (no public URL), or:
+    http_server(app, settings).serve_forever()   # HTTP mode on CITEBOT_SLACK_HTTP_HOST:PORT, /slack/events
+
+What users see:
+- a mention in a channel gets 👀 at once, then the answer in the thread of the asking message; mentions in that
+  thread are follow-ups that see the thread's history (conversation ``channel:thread_ts``);
+- every direct message is a question: top-level ones are answered in the conversation, whose history is the
+  whole direct-message channel; replies in a thread are answered in that thread, with its history;
+- ``/ask QUESTION`` is acknowledged at once (the command shows in the channel), then answered for the channel
+  to see: a help desk's answers are shared knowledge, and a visible answer can carry buttons and a thread;
+- refusals, rate limits and usage hints go only to the asker (ephemeral); a failure gets a short apology.
+
+Slack re-delivers an event it thinks was missed with the same ``event_id``: seen ids are remembered (a bounded
+set) and a re-delivery is acknowledged without a second answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from functools import partial
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from pydantic import SecretStr
+from slack_bolt import App, BoltContext, BoltResponse
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from bot import render
+from bot.app import build_core
+from bot.core import ERROR_TEXT, ChatCore, IncomingMessage, Reply
+from bot.settings import BotSettings
+from retrieval.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://slack.com/api/"
+EVENTS_PATH = "/slack/events"
+ACK_REACTION = "eyes"
+SEEN_EVENTS = 10_000  # event ids remembered against re-deliveries; Slack retries within minutes
+VOTE_THANKS = "Thanks for the feedback: your {emoji} is recorded."
+VOTE_UNKNOWN = "Sorry, I no longer have that answer, so the vote was not recorded."
+SOURCES_UNKNOWN = "Sorry, I no longer have the sources of that answer."
+
+# Message subtypes a person sends with a question in it (a reply also sent to the channel, a file with text).
+_PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
+_ENTITIES = {"&lt;": "<", "&gt;": ">", "&amp;": "&"}
+
+
+def build_app(core: ChatCore, settings: BotSettings) -> App:
+    """The Bolt app answering through ``core``, its Web API client at ``SLACK_API_URL``."""
+    token = _secret(settings.slack_bot_token, "SLACK_BOT_TOKEN")
+    base_url = settings.slack_api_url or DEFAULT_API_URL
+    client = WebClient(
+        token=token,
+        base_url=base_url if base_url.endswith("/") else base_url + "/",
+        # Slack answers 429 with Retry-After when the bot posts too fast: wait and post once more.
+        retry_handlers=[ConnectionErrorRetryHandler(), RateLimitErrorRetryHandler(max_retry_count=2)],
+    )
+    signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    # The token reaches Bolt through the client; token verification waits for the first event.
+    app = App(client=client, signing_secret=signing_secret, token_verification_enabled=False,
+              process_before_response=False)
+    register(app, core)
+    return app
+
+
+def register(app: App, core: ChatCore) -> None:
+    """Register every listener of the Slack bot on ``app``."""
+    listeners = _Listeners(core)
+    app.use(listeners.skip_redelivery)
+    app.event("app_mention")(listeners.answer_mention)
+    app.event("message")(listeners.answer_direct_message)
+    app.command("/ask")(ack=listeners.ack_question, lazy=[listeners.answer_question])
+    app.action(render.ACTION_SOURCES)(listeners.show_sources)
+    app.action(render.ACTION_VOTE_UP)(listeners.record_vote)
+    app.action(render.ACTION_VOTE_DOWN)(listeners.record_vote)
+    app.error(listeners.log_error)
+
+
+def socket_mode_handler(app: App, settings: BotSettings) -> SocketModeHandler:
+    """Socket Mode for ``app`` with ``SLACK_APP_TOKEN``; ``connect()`` or ``start()`` it."""
+    return SocketModeHandler(app, _secret(settings.slack_app_token, "SLACK_APP_TOKEN"))
+
+
+def http_server(app: App, settings: BotSettings) -> WSGIServer:
+    """Bolt's request handler at ``/slack/events`` on the configured host and port; ``serve_forever()`` it.
+
+    Bolt verifies each request's signature (and rejects ones older than five minutes) and answers Slack's
+    ``url_verification`` challenge.
+    """
+    _secret(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
+    server = make_server(settings.slack_http_host, settings.slack_http_port, SlackRequestHandler(app, EVENTS_PATH),
+                         server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    logger.info("Slack HTTP mode on http://%s:%d%s", settings.slack_http_host, server.server_port, EVENTS_PATH)
+    return server
+
+
+def serve(settings: BotSettings, *, http: bool = False, core: ChatCore | None = None) -> None:
+    """Run the Slack bot until interrupted: Socket Mode, or HTTP mode with ``http``."""
+    _secret(settings.slack_bot_token, "SLACK_BOT_TOKEN")
+    if http:
+        _secret(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
+    else:
+        _secret(settings.slack_app_token, "SLACK_APP_TOKEN")
+    app = build_app(core or build_core(settings), settings)
+    try:
+        if http:
+            with http_server(app, settings) as server:
+                server.serve_forever()
+        else:
+            socket_mode_handler(app, settings).start()
+    except KeyboardInterrupt:
+        logger.info("Slack bot stopped")
+
+
+class _Listeners:
+    """The Bolt listeners, sharing the chat core and the set of events already seen."""
+
+    def __init__(self, core: ChatCore) -> None:
+        self.core = core
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def skip_redelivery(self, body: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:
+        """Acknowledge an event Slack delivers again (same ``event_id``) without handling it twice."""
+        event_id = body.get("event_id")
+        if event_id:
+            with self._lock:
+                if event_id in self._seen:
+                    logger.info("ignored re-delivered Slack event %s", event_id)
+                    return BoltResponse(status=200, body="")
+                self._seen[event_id] = None
+                if len(self._seen) > SEEN_EVENTS:
+                    self._seen.popitem(last=False)
+        return next()
+
+    def answer_mention(self, event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+        """Answer a mention in the thread of the asking message."""
+        thread_ts = event.get("thread_ts") or event["ts"]
+        self._answer(event, context, client, thread_ts=thread_ts, conversation=f"{event['channel']}:{thread_ts}")
+
+    def answer_direct_message(self, event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+        """Answer a direct message where it was sent: in the conversation, or in its thread."""
+        if event.get("channel_type") != "im":
+            return
+        thread_ts = event.get("thread_ts")
+        conversation = f"{event['channel']}:{thread_ts}" if thread_ts else event["channel"]
+        self._answer(event, context, client, thread_ts=thread_ts, conversation=conversation)
+
+    def ack_question(self, ack: Callable[..., Any], command: dict[str, Any], context: BoltContext) -> None:
+        """Acknowledge ``/ask`` at once, showing the command in the channel when it will be answered there."""
+        msg = _command_message(command, context)
+        if msg.text.strip() and self.core.is_allowed(msg):
+            ack(response_type="in_channel")
+        else:
+            ack()
+
+    def answer_question(self, command: dict[str, Any], context: BoltContext, respond: Callable[..., Any]) -> None:
+        """Answer ``/ask`` for the channel to see."""
+        reply = asyncio.run(self.core.handle(_command_message(command, context)))
+        _show(reply, post=partial(respond, response_type="in_channel", replace_original=False, unfurl_links=False,
+                                  unfurl_media=False),
+              whisper=partial(respond, response_type="ephemeral", replace_original=False))
+
+    def show_sources(self, ack: Callable[..., Any], body: dict[str, Any], action: dict[str, Any],
+                     client: WebClient, respond: Callable[..., Any]) -> None:
+        """Post the quoted passages of an answer in its thread."""
+        ack()
+        stored = self.core.passages_for(int(action["value"]))
+        if stored is None:
+            respond(SOURCES_UNKNOWN, response_type="ephemeral", replace_original=False)
+            return
+        text, blocks = render.sources_blocks_slack(stored)
+        container = body.get("container", {})
+        thread_ts = container.get("thread_ts") or body.get("message", {}).get("thread_ts") or container["message_ts"]
+        try:
+            client.chat_postMessage(channel=body["channel"]["id"], thread_ts=thread_ts, text=text, blocks=blocks,
+                                    unfurl_links=False, unfurl_media=False)
+        except SlackApiError as exc:
+            # An /ask answer in a channel the bot is not a member of: only the response_url reaches it.
+            logger.info("could not post sources in the thread (%s); showing them to the user only",
+                        exc.response.get("error"))
+            respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+
+    def record_vote(self, ack: Callable[..., Any], body: dict[str, Any], action: dict[str, Any],
+                    respond: Callable[..., Any]) -> None:
+        """Store a 👍 / 👎 click and thank the voter privately."""
+        ack()
+        vote = 1 if action["action_id"] == render.ACTION_VOTE_UP else -1
+        stored = self.core.record_vote(int(action["value"]), "slack", body["user"]["id"], vote)
+        text = VOTE_THANKS.format(emoji="👍" if vote > 0 else "👎") if stored else VOTE_UNKNOWN
+        respond(text, response_type="ephemeral", replace_original=False)
+
+    def log_error(self, error: Exception, body: dict[str, Any], client: WebClient) -> None:
+        """Log a failed listener with what it handled (never the payload: it may carry tokens); apologise."""
+        event = body.get("event") or {}
+        channel = event.get("channel") or body.get("channel_id") or (body.get("channel") or {}).get("id")
+        user = event.get("user") or body.get("user_id") or (body.get("user") or {}).get("id")
+        logger.error("Slack %s failed (team %s, channel %s, user %s): %s",
+                     event.get("type") or body.get("command") or body.get("type"), body.get("team_id"), channel,
+                     user, error, exc_info=error)
+        if channel and user:
+            try:
+                client.chat_postEphemeral(channel=channel, user=user, text=ERROR_TEXT)
+            except SlackApiError as exc:
+                logger.warning("could not tell %s in %s about it: %s", user, channel, exc.response.get("error"))
+
+    def _answer(self, event: dict[str, Any], context: BoltContext, client: WebClient, *, thread_ts: str | None,
+                conversation: str) -> None:
+        """Acknowledge a person's question with 👀, answer it through the core, post the reply."""
+        if event.get("bot_id") or event.get("subtype") not in _PERSON_SUBTYPES:
+            return
+        channel, user = event["channel"], event.get("user", "")
+        question = _question(event.get("text", ""), context.bot_user_id)
+        msg = IncomingMessage("slack", conversation, user, question, channel, context.team_id or "")
+        if self.core.is_allowed(msg):  # a channel the bot does not serve sees no reaction
+            _react(client, channel, event["ts"])
+        reply = asyncio.run(self.core.handle(msg))
+        _show(reply,
+              post=partial(client.chat_postMessage, channel=channel, thread_ts=thread_ts, unfurl_links=False,
+                           unfurl_media=False),
+              whisper=lambda text: client.chat_postEphemeral(channel=channel, user=user, text=text,
+                                                             thread_ts=thread_ts))
+
+
+def _show(reply: Reply, *, post: Callable[..., Any], whisper: Callable[[str], Any]) -> None:
+    """An answer (or an apology) for everyone; a refusal, rate limit or usage hint only for the asker."""
+    if reply.answer is not None:
+        text, blocks = render.to_slack_blocks(reply.answer, reply.answer_id)
+        post(text=text, blocks=blocks)
+    elif reply.kind == "error":
+        post(text=reply.text)
+    else:
+        whisper(reply.text)
+
+
+def _react(client: WebClient, channel: str, ts: str) -> None:
+    """Add 👀 to the asking message; a failure (missing scope, already reacted) never costs the answer."""
+    try:
+        client.reactions_add(channel=channel, timestamp=ts, name=ACK_REACTION)
+    except SlackApiError as exc:
+        logger.warning("could not add the %s reaction in %s: %s", ACK_REACTION, channel, exc.response.get("error"))
+
+
+def _question(text: str, bot_user_id: str | None) -> str:
+    """The question in a message: the bot's mention removed, Slack's HTML entities decoded."""
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
+    return re.sub("&(?:lt|gt|amp);", lambda m: _ENTITIES[m.group()], text).strip()
+
+
+def _command_message(command: dict[str, Any], context: BoltContext) -> IncomingMessage:
+    """``/ask``: one conversation per user and channel, so follow-ups by the same person see their history."""
+    channel, user = command.get("channel_id", ""), command.get("user_id", "")
+    return IncomingMessage("slack", f"{channel}:{user}", user, _question(command.get("text", ""), None), channel,
+                           context.team_id or command.get("team_id", ""))
+
+
+def _secret(value: SecretStr | None, name: str) -> str:
+    if value is None or not value.get_secret_value():
+        raise ConfigError(f"{name} is not set (see the Slack section of the README)")
+    return value.get_secret_value()
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """One thread per request, so a slow client never holds up Slack's next delivery."""
+
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Request lines go to the debug log instead of stderr."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s %s", self.address_string(), format % args)

@@ -5,11 +5,12 @@ Index a folder with `citebot index DOCS/`, then `citebot ask "your question"`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import click
@@ -17,7 +18,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bot import render
+from bot import render, slack_adapter
+from bot.feedback import FeedbackStore
+from bot.settings import BotSettings
 from retrieval import evaluate
 from retrieval.errors import CitebotError
 from retrieval.pipeline import Pipeline
@@ -134,6 +137,41 @@ def eval_(dataset: Path, modes: tuple[str, ...], as_json: bool) -> None:
     for r in results:
         table.add_row(r.mode, *(f"{v:.3f}" for v in r.metrics.values()), f"{r.p50:.1f}", f"{r.p95:.1f}")
     console.print(table)
+
+
+@cli.command()
+@click.option("--http", "http", is_flag=True,
+              help="Serve Slack's HTTP requests (SLACK_SIGNING_SECRET) instead of Socket Mode (SLACK_APP_TOKEN).")
+def slack(http: bool) -> None:
+    """Run the Slack bot: Socket Mode by default, no public URL needed."""
+    settings = BotSettings()
+    url = f"http://{settings.slack_http_host}:{settings.slack_http_port}{slack_adapter.EVENTS_PATH}"
+    click.echo(f"Starting the Slack bot ({f'HTTP mode on {url}' if http else 'Socket Mode'}); Ctrl+C stops it.",
+               err=True)
+    slack_adapter.serve(settings, http=http)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def stats(as_json: bool) -> None:
+    """Questions, answered vs declined, votes per platform, and the most down-voted answers."""
+    with closing(FeedbackStore.open(RetrievalSettings())) as store:
+        report = store.stats()
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(report), indent=2, ensure_ascii=False))
+        return
+    if not report.platforms:
+        console.print("No questions asked yet.")
+        return
+    table = Table("platform", "questions", "answered", "declined", "👍", "👎")
+    for p in report.platforms:
+        table.add_row(p.platform, *(str(n) for n in (p.questions, p.answered, p.declined, p.up, p.down)))
+    console.print(table)
+    if report.most_down_voted:
+        worst = Table("answer", "platform", "👎", "👍", "question", title="Most down-voted answers")
+        for d in report.most_down_voted:
+            worst.add_row(str(d.answer_id), d.platform, str(d.down), str(d.up), render.shorten(d.question, 80))
+        console.print(worst)
 
 
 def main() -> None:

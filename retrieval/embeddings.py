@@ -121,6 +121,9 @@ def _check_sha256(path: Path, expected: str, hint: str) -> None:
     _verified.add((path, expected))
 
 
+_TOKENIZE_WINDOW = 1024  # texts tokenized (and sorted by length for padding) together at most
+
+
 def _pad(encodings: Sequence[Encoding]) -> tuple[np.ndarray, np.ndarray]:
     """Token ids and attention mask, padded to the longest encoding of the batch."""
     width = max(len(e.ids) for e in encodings)
@@ -175,12 +178,15 @@ class OnnxEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         self.load()
         assert self._tokenizer is not None
-        encodings = self._tokenizer.encode_batch(list(texts))
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            vectors[rows] = self._embed_batch([encodings[i] for i in rows])
+        # Tokenize a window at a time: an encoding of 256 tokens takes ~50 KB, so all ~90,000 chunks of a
+        # 50 MB file at once would take ~5 GB.
+        for offset in range(0, len(texts), _TOKENIZE_WINDOW):
+            encodings = self._tokenizer.encode_batch(list(texts[offset : offset + _TOKENIZE_WINDOW]))
+            order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                vectors[offset + rows] = self._embed_batch([encodings[i] for i in rows])
         return vectors
 
     def _embed_batch(self, encodings: Sequence[Encoding]) -> np.ndarray:

@@ -6,6 +6,7 @@
     ├── EmbedderError      the packaged embedding model is missing or does not match its checksum
     ├── StoreError         the vector store (Chroma) is unreachable or failed
     └── LLMError           the OpenAI-compatible endpoint failed, timed out or answered garbage
+        └── UnverifiedAnswerError  the model answered, but no sentence of it verified against its passages
 """
 
 
@@ -31,3 +32,7 @@ class StoreError(CitebotError):
 
 class LLMError(CitebotError):
     """The language-model endpoint failed."""
+
+
+class UnverifiedAnswerError(LLMError):
+    """The language model's answer had no sentence whose citation its passages support."""

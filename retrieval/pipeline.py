@@ -8,14 +8,18 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from retrieval.answer import extractive_answer
+from retrieval.answer import extractive_answer, is_relevant
 from retrieval.embeddings import Embedder, get_embedder
+from retrieval.errors import LLMError, UnverifiedAnswerError
+from retrieval.followup import condense_question
+from retrieval.llm import LLMAnswerer, TokenCallback
 from retrieval.loaders import LoadedDocument
+from retrieval.prompts import LLM_UNAVAILABLE_NOTICE, LLM_UNVERIFIED_NOTICE
 from retrieval.search import Searcher, SearchResult
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkStore
 from retrieval.sync import ProgressFn, SyncReport, sync, sync_documents
-from retrieval.types import Answer
+from retrieval.types import Answer, Passage
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ class Pipeline:
         embedder = embedder or get_embedder(self.settings.embedder, batch_size=self.settings.embed_batch_size)
         self.store = store or ChunkStore(self.settings, embedder)
         self.searcher = Searcher(self.store, self.settings)
+        self.llm = LLMAnswerer(self.settings, embedder) if self.settings.llm_enabled else None
 
     def index(self, paths: Iterable[Path], *, progress: ProgressFn | None = None) -> SyncReport:
         """Bring the index in line with these files and folders."""
@@ -61,14 +66,39 @@ class Pipeline:
         """The best passages for ``question``."""
         return self.searcher.search(question, k=k)
 
-    def ask(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
-        """A cited answer to ``question``; ``history`` holds earlier (question, answer) turns."""
+    def ask(
+        self, question: str, history: Sequence[tuple[str, str]] = (), *, on_token: TokenCallback | None = None
+    ) -> Answer:
+        """A cited answer to ``question``; ``history`` holds earlier (question, answer) turns.
+
+        A follow-up is made standalone before the search. With a language model configured, its tokens
+        stream to ``on_token`` and its verified answer is returned; if it fails, the extractive one is,
+        with a notice saying why.
+        """
         t0 = time.perf_counter()
-        found = self.search(question)
+        standalone = condense_question(question, history, self.llm.chat if self.llm else None)
+        found = self.search(standalone)
         t1 = time.perf_counter()
-        answer = extractive_answer(question, found.passages, self.settings)
+        answer = self._answer(standalone, found.passages, history, on_token)
         answer.timings.update(found.timings, search=t1 - t0, answer=time.perf_counter() - t1)
         answer.timings["total"] = time.perf_counter() - t0
+        return answer
+
+    def _answer(
+        self, question: str, passages: list[Passage], history: Sequence[tuple[str, str]], on_token: TokenCallback | None
+    ) -> Answer:
+        """The language model's verified answer where one is configured and the passages are relevant."""
+        if self.llm is None or not is_relevant(passages, self.settings):
+            return extractive_answer(question, passages, self.settings)
+        try:
+            return self.llm.answer(question, passages, history, on_token)
+        except UnverifiedAnswerError as exc:
+            logger.warning("showing the extractive answer: %s", exc)
+            notice = LLM_UNVERIFIED_NOTICE
+        except LLMError as exc:
+            notice = LLM_UNAVAILABLE_NOTICE.format(reason=exc)
+        answer = extractive_answer(question, passages, self.settings)
+        answer.notice = notice
         return answer
 
     def sources(self) -> list[dict[str, Any]]:

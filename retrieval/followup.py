@@ -1,0 +1,92 @@
+"""Follow-up questions made standalone before retrieval.
+
+"And which of those are in clinical trials?" retrieves nothing useful on its own: "those" lives in the
+conversation. With a language model configured, it rewrites the follow-up (``CONDENSE_QUESTION_PROMPT``);
+offline, or when the model fails, a history-aware rule adds the key words of the question it follows.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+
+from retrieval.errors import LLMError
+from retrieval.grounding import strip_markers
+from retrieval.keyword import analyze
+from retrieval.llm import ChatClient
+from retrieval.prompts import CONDENSE_QUESTION_PROMPT
+
+logger = logging.getLogger(__name__)
+
+History = Sequence[tuple[str, str]]  # earlier (question, answer) turns, oldest first
+
+# Words that point back into the conversation.
+_ANAPHORA = frozenset({"it", "its", "they", "them", "their", "those", "these", "this", "that", "such", "ones"})
+_CONTINUATIONS = ("and ", "or ", "but ", "also ", "so ", "then ", "what about ", "how about ")
+_SHORT = 2  # a question with at most this many key terms ("Why?", "Side effects?") leans on the previous one
+_TURNS = 3  # earlier turns the condensing looks at
+_ANSWER_CHARS = 400  # of each earlier answer shown to the model: enough for what "those" may mean
+_WORD = re.compile(r"[\w][\w-]*")
+# Words too common to carry a topic over; the keyword index's stop list is short and keeps them.
+_FUNCTION_WORDS = frozenset(
+    {"do", "does", "did", "i", "me", "my", "we", "our", "you", "your", "can", "could", "should", "would", "may"}
+    | {"might", "must", "have", "has", "had", "about", "tell", "please", "there", "any", "all", "some", "get"}
+)
+
+
+def is_followup(question: str) -> bool:
+    """Does ``question`` lean on an earlier turn: a pointing word, a continuation, or almost no key terms?"""
+    lowered = question.lower().strip()
+    words = set(re.findall(r"[a-z]+", lowered))
+    return bool(words & _ANAPHORA) or lowered.startswith(_CONTINUATIONS) or len(set(analyze(question))) <= _SHORT
+
+
+def condense_offline(question: str, history: History) -> str:
+    """The follow-up with the key words of the question it follows appended, e.g. ``... (targets TME)``."""
+    history = history[-_TURNS:]
+    if not history or not is_followup(question):
+        return question
+    previous = condense_offline(history[-1][0], history[:-1])
+    have = set(analyze(question))
+    extra: dict[str, str] = {}  # stem -> first surface form
+    for word in _WORD.findall(previous):
+        if word.lower() in _FUNCTION_WORDS or word.lower() in _ANAPHORA:
+            continue
+        for stem in analyze(word):
+            if stem not in have:
+                extra.setdefault(stem, word)
+    return f"{question.strip()} ({' '.join(extra.values())})" if extra else question
+
+
+def condense_question(question: str, history: History, chat: ChatClient | None = None) -> str:
+    """A standalone version of ``question``: by the model when ``chat`` is given, else offline.
+
+    Without history the question is returned as is; when the model fails, the offline rule answers.
+    """
+    if not history:
+        return question
+    if chat is None:
+        return condense_offline(question, history)
+    try:
+        generation = chat.generate(_condense_messages(question, history))
+    except LLMError as exc:
+        logger.warning("condensing the follow-up offline: %s", exc)
+        return condense_offline(question, history)
+    condensed = _first_line(generation.text)
+    logger.info("condensed %r to %r", question, condensed)
+    return condensed or condense_offline(question, history)
+
+
+def _condense_messages(question: str, history: History) -> list[tuple[str, str]]:
+    lines = []
+    for asked, answered in history[-_TURNS:]:
+        lines += [f"User: {asked}", f"Assistant: {strip_markers(answered)[:_ANSWER_CHARS]}"]
+    return [("human", CONDENSE_QUESTION_PROMPT.format(history="\n".join(lines), question=question))]
+
+
+def _first_line(text: str) -> str:
+    """The model's question without a label or quotes around it."""
+    line = next((s.strip() for s in text.splitlines() if s.strip()), "")
+    line = re.sub(r"^(?:standalone question|question)\s*:\s*", "", line, flags=re.IGNORECASE)
+    return line.strip("\"'` ")

@@ -1,0 +1,240 @@
+"""Grounding a language model's answer in the passages it was given.
+
+The passages go to the model numbered ``[1]..[k]`` (``number_passages``). What comes back is checked
+sentence by sentence (``ground``): each ``[n]`` must name a given passage, and the words it closes (the
+clause since the previous marker) must be supported by that passage: the passage sentence closest in
+meaning must pass a cosine-similarity threshold (measured on SciFact rationales, see BENCHMARKS.md) and
+every number the words state must occur in the passage or its title. Markers that fail are stripped; a
+sentence with a clause left without a verified marker is dropped. The passages still cited are renumbered
+1..m in order of first use, each citation quoting the passage sentence that supports it best.
+
+The check is one of topic and wording, not of logic: a sentence saying the opposite of its passage in the
+passage's words passes (BENCHMARKS.md measures how often).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from retrieval.citations import MARKER, parse_markers, renumber, rewrite_markers
+from retrieval.embeddings import Embedder
+from retrieval.keyword import analyze
+from retrieval.prompts import NOT_FOUND_PHRASE
+from retrieval.types import Citation, Passage
+
+logger = logging.getLogger(__name__)
+
+# Cosine similarity between a cited claim and its passage's closest sentence that counts as support; the
+# same for both packaged embedders (bench/support_threshold.py; BENCHMARKS.md, "Citation support check").
+SUPPORT_THRESHOLD = 0.55
+
+# A sentence ends at . ! ? (and the markers right after it) before white space, or at a line break.
+_BOUNDARY = re.compile(rf"[.!?]+(?:[ \t]*{MARKER.pattern})*(?=\s|$)|\n")
+_ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|et al|etc|vs|cf|approx|fig|no|dr)\.$", re.IGNORECASE)
+_MARKER_RUN = re.compile(rf"{MARKER.pattern}(?:[ \t]*{MARKER.pattern})*")
+# Quantities, not the digits of names like SHP-2, MEK1/2 or 3-kinase.
+_NUMBER = re.compile(r"(?<![\w./-])\d+(?:[.,]\d+)*(?![\w/-])")
+_MIN_SPAN_WORDS = 3  # passage fragments shorter than this ("Results", "- ") cannot support a claim
+
+
+def number_passages(passages: Sequence[Passage]) -> str:
+    """The passages as the model sees them: ``[n] title (location)`` then the text, blank-line separated."""
+    blocks = []
+    for number, passage in enumerate(passages, start=1):
+        where = f" ({passage.location})" if passage.location else ""
+        blocks.append(f"[{number}] {passage.title}{where}\n{passage.text.strip()}")
+    return "\n\n".join(blocks)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each sentence or line of ``text``, white space trimmed, ``[n]`` kept with it."""
+    spans, start = [], 0
+    for match in _BOUNDARY.finditer(text):
+        if match.group() != "\n" and _ABBREVIATION.search(text[start : match.start() + 1]):
+            continue
+        spans.append((start, match.end()))
+        start = match.end()
+    spans.append((start, len(text)))
+    trimmed = []
+    for a, b in spans:
+        piece = text[a:b]
+        if piece.strip():
+            trimmed.append((a + len(piece) - len(piece.lstrip()), b - len(piece) + len(piece.rstrip())))
+    return trimmed
+
+
+def declines(text: str) -> bool:
+    """Did the model say the documents do not answer: ``NOT_FOUND_PHRASE`` or close to it, uncited?"""
+    words = _plain(text)
+    phrase = _plain(NOT_FOUND_PHRASE)
+    opening = words[: len(phrase)]
+    close = difflib.SequenceMatcher(None, opening, phrase).ratio() >= 0.85
+    return close or (phrase in words and not parse_markers(text))
+
+
+def strip_markers(text: str) -> str:
+    """``text`` without its ``[n]`` markers, and without the gaps they leave."""
+    return _tidy(MARKER.sub("", text))
+
+
+def _tidy(text: str) -> str:
+    """Close the gaps a removed marker leaves: double spaces, a space before punctuation."""
+    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _numbers(text: str) -> set[str]:
+    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+@dataclass(frozen=True)
+class Support:
+    """How well a passage supports a claim: its closest sentence (span and cosine) and the numbers check."""
+
+    score: float
+    start: int
+    end: int
+    numbers_found: bool
+
+
+class SupportChecker:
+    """Decides whether a passage supports a claim; see the module docstring for the rule.
+
+    Args:
+        embedder: embeds claims and passage sentences.
+        threshold: cosine similarity needed; by default the measured ``SUPPORT_THRESHOLD``.
+    """
+
+    def __init__(self, embedder: Embedder, threshold: float | None = None) -> None:
+        self.embedder = embedder
+        self.threshold = SUPPORT_THRESHOLD if threshold is None else threshold
+
+    def assess(self, pairs: Sequence[tuple[str, Passage]]) -> list[Support]:
+        """The support each passage lends its claim, for ``(claim, passage)`` pairs; one embedding call."""
+        spans = {p.id: _support_spans(p.text) for _, p in pairs}
+        texts = list(dict.fromkeys([c for c, _ in pairs] + [p.text[a:b] for _, p in pairs for a, b in spans[p.id]]))
+        vectors = dict(zip(texts, self.embedder.embed(texts), strict=True)) if texts else {}
+        out = []
+        for claim, passage in pairs:
+            candidates = spans[passage.id]
+            scores = [float(np.dot(vectors[claim], vectors[passage.text[a:b]])) for a, b in candidates]
+            best = int(np.argmax(scores)) if scores else -1
+            start, end = candidates[best] if scores else (0, 0)
+            found = _numbers(claim) <= _numbers(f"{passage.title} {passage.text}")  # the model sees both
+            out.append(Support(scores[best] if scores else 0.0, start, end, found))
+        return out
+
+    def supports(self, support: Support) -> bool:
+        """Does this support pass the bar?"""
+        return support.numbers_found and support.score >= self.threshold
+
+
+def _support_spans(text: str) -> list[tuple[int, int]]:
+    """The passage's sentences and lines that could carry a claim; the whole text if none is long enough."""
+    spans = [(a, b) for a, b in sentence_spans(text) if len(text[a:b].split()) >= _MIN_SPAN_WORDS]
+    if spans or not text.strip():
+        return spans
+    return [(len(text) - len(text.lstrip()), len(text.rstrip()))]
+
+
+@dataclass
+class _Clause:
+    """Words of an answer sentence and the markers that close them."""
+
+    raw: str  # as written, markers included
+    markers: list[int] = field(default_factory=list)
+
+    @property
+    def claim(self) -> str:
+        return strip_markers(self.raw)
+
+
+def _clauses(sentence: str) -> list[_Clause]:
+    """Split a sentence after each run of markers; trailing words join the last clause.
+
+    A clause without words of its own (a sentence opening with ``[1]``) lends its markers to the next.
+    """
+    clauses: list[_Clause] = []
+    start, pending = 0, _Clause("")
+    runs = list(_MARKER_RUN.finditer(sentence))
+    for i, run in enumerate(runs):
+        end = len(sentence) if i == len(runs) - 1 else run.end()
+        pending = _Clause(pending.raw + sentence[start:end], pending.markers + parse_markers(run.group()))
+        start = end
+        if analyze(pending.claim):
+            clauses.append(pending)
+            pending = _Clause("")
+    if pending.markers and clauses:
+        last = clauses[-1]
+        clauses[-1] = _Clause(last.raw + pending.raw, last.markers + pending.markers)
+    return clauses
+
+
+@dataclass(frozen=True)
+class Grounded:
+    """A verified answer: renumbered text, its citations, and how many sentences were dropped."""
+
+    text: str
+    citations: list[Citation]
+    removed: int
+
+
+def ground(text: str, passages: Sequence[Passage], checker: SupportChecker) -> Grounded:
+    """Keep the sentences of ``text`` whose citations verify against ``passages`` (numbered from 1)."""
+    spans = sentence_spans(text)
+    sentences = [_clauses(text[a:b]) for a, b in spans]
+    pairs = list(
+        dict.fromkeys(
+            (clause.claim, n)
+            for clauses in sentences
+            for clause in clauses
+            for n in clause.markers
+            if 1 <= n <= len(passages)
+        )
+    )
+    results = dict(zip(pairs, checker.assess([(c, passages[n - 1]) for c, n in pairs]), strict=True))
+    verified = {pair for pair, support in results.items() if checker.supports(support)}
+    kept: list[str] = []
+    best: dict[int, Support] = {}
+    removed = 0
+    for (a, b), clauses in zip(spans, sentences, strict=True):
+        keep = [{n for n in c.markers if (c.claim, n) in verified} for c in clauses]
+        if clauses and all(keep):
+            kept.append(_rewrite(clauses, keep) + _separator(text, b))
+            for clause, numbers in zip(clauses, keep, strict=True):
+                for n in numbers:
+                    support = results[(clause.claim, n)]
+                    if n not in best or support.score > best[n].score:
+                        best[n] = support
+        elif analyze(text[a:b]):
+            removed += 1
+            logger.info("dropped unsupported sentence: %r", text[a:b])
+    final, order = renumber("".join(kept).strip())
+    citations = [_citation(new, passages[old - 1], best[old]) for old, new in order.items()]
+    return Grounded(final, sorted(citations, key=lambda c: c.number), removed)
+
+
+def _rewrite(clauses: list[_Clause], keep: list[set[int]]) -> str:
+    """The sentence with each clause's unverified markers removed."""
+    parts = [rewrite_markers(c.raw, lambda n, k=k: n if n in k else None) for c, k in zip(clauses, keep, strict=True)]
+    return _tidy("".join(parts))
+
+
+def _separator(text: str, end: int) -> str:
+    """The white space after a sentence: a line break where the answer had one, else a space."""
+    gap = text[end : len(text) - len(text[end:].lstrip())]
+    return "\n" * min(gap.count("\n"), 2) if "\n" in gap else " "
+
+
+def _citation(number: int, passage: Passage, support: Support) -> Citation:
+    return Citation(number, passage, passage.text[support.start : support.end], support.start, support.end)

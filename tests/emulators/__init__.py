@@ -1,0 +1,1 @@
+"""Loopback servers that speak the protocols citebot talks to, scripted per test."""

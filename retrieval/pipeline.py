@@ -80,6 +80,7 @@ class Pipeline:
         found = self.search(standalone)
         t1 = time.perf_counter()
         answer = self._answer(standalone, found.passages, history, on_token)
+        answer.question = question  # the user's words; the standalone form only steered search and answer
         answer.timings.update(found.timings, search=t1 - t0, answer=time.perf_counter() - t1)
         answer.timings["total"] = time.perf_counter() - t0
         return answer

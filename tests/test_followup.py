@@ -125,3 +125,9 @@ def test_followup_llm_failure_falls_back_to_the_offline_rule(tmp_path: Path, ser
 def test_followup_llm_is_not_called_without_history(tmp_path: Path, server: OpenAIEmulator) -> None:
     assert condense_question(STANDALONE, [], chat_for(tmp_path, server)) == STANDALONE
     assert server.requests == []
+
+
+def test_followup_pipeline_answers_the_condensed_question_under_the_users_words(pipeline: Pipeline) -> None:
+    answer = pipeline.ask(FOLLOWUP, HISTORY)
+    assert answer.question == FOLLOWUP
+    assert answer.found and answer.citations[0].passage.source == "tme-trials.txt"

@@ -1,0 +1,450 @@
+"""Telegram front end: python-telegram-bot's ``Application`` around the chat core.
+
+``build_application(core, settings)`` wires every handler in one block; ``run(application, settings)``
+long-polls, or serves a webhook when ``CITEBOT_TELEGRAM_WEBHOOK_URL`` is set. Handlers only translate: a
+Telegram message becomes an ``IncomingMessage``, the core's ``Reply`` becomes Telegram HTML through
+``bot.render``. In private chats every text message is a question; in groups only a message that mentions
+the bot, replies to one of its messages or starts with ``/ask``. Edited messages, channel posts and other
+bots' messages are ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from telegram import (
+    Bot,
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import render
+from bot.core import REFUSAL_TEXT, ChatCore, IncomingMessage, Reply
+from bot.feedback import StoredAnswer
+from bot.settings import BotSettings
+from retrieval.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+Context = ContextTypes.DEFAULT_TYPE
+T = TypeVar("T")
+
+PLATFORM = "telegram"
+# Edits and channel posts are not even fetched: answering an edit would answer the same question twice.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+TYPING_EVERY = 4.0  # seconds; Telegram shows "typing…" for about 5 s per action
+CONCURRENT_UPDATES = 16  # updates handled at once, so one slow question does not hold the others up
+MAX_RETRIES = 3  # of a request Telegram refused with 429 retry_after
+HELP_TITLES = 5  # document titles /help lists
+
+START_TEXT = "Hi! I answer questions from the team's documents, with citations."
+HELP_TEXT = (
+    "I answer from the indexed documents only, and every claim ends with a number [n] naming the passage it "
+    "comes from; the sources are listed under the answer.\n\n"
+    "In a private chat, just send your question. In a group, mention me (@{username}), reply to one of my "
+    "messages, or write /ask followed by your question.\n\n"
+    "Follow-up questions (\"and which of those are in trials?\") use the last few exchanges of the chat. "
+    "Under each answer, Sources shows the quoted passages, and 👍 / 👎 tell the team whether it helped."
+)
+TEXT_ONLY = "I can only read text questions. Please type your question."
+ASK_USAGE = "Put your question after the command, for example: /ask What are the therapeutic targets?"
+COMMAND_USAGE = "I know /ask, /help and /start; or just send me your question."
+VOTE_THANKS = "Thanks for the feedback!"
+GONE_TEXT = "That answer is no longer available."
+COMMANDS = [
+    BotCommand("ask", "Ask a question about the documents"),
+    BotCommand("help", "How to ask, and which documents I know"),
+]
+
+_CORE = "citebot_core"  # bot_data key
+_REFUSED = "citebot_refused"  # chat_data key: this chat has had its one refusal
+_SOURCES = re.compile(r"src:(\d+)(?::(\d+))?")  # "src:<answer>" opens the sources, "src:<answer>:<page>" pages
+_VOTE = re.compile(r"vote:(\d+):(-?1)")
+_TAG = re.compile(r"<[^>]*>")  # document text is escaped, so every tag in our HTML is our own markup
+_MARKUP_ERROR = re.compile(r"pars|entit|tag", re.IGNORECASE)
+_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+def build_application(core: ChatCore, settings: BotSettings) -> Application:
+    """The bot: every handler and the error handler wired to ``core``; serve it with ``run``."""
+    token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
+    if not token:
+        raise ConfigError("TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and put its token in .env")
+    builder = (
+        ApplicationBuilder()
+        .token(token)
+        .rate_limiter(AIORateLimiter(max_retries=MAX_RETRIES))
+        .concurrent_updates(CONCURRENT_UPDATES)
+        .post_init(announce)
+    )
+    if settings.telegram_base_url:
+        api, files = _api_urls(settings.telegram_base_url)
+        builder = builder.base_url(api).base_file_url(files)
+    application = builder.build()
+    application.bot_data[_CORE] = core
+
+    new, private = filters.UpdateType.MESSAGE, filters.ChatType.PRIVATE
+    application.add_handlers([
+        CommandHandler("start", start, filters=new),
+        CommandHandler("help", show_help, filters=new),
+        CommandHandler("ask", ask, filters=new),
+        MessageHandler(new & filters.TEXT & ~filters.COMMAND, answer_message),
+        MessageHandler(new & private & filters.COMMAND, unknown_command),
+        MessageHandler(new & private & filters.ATTACHMENT, reject_non_text),
+        CallbackQueryHandler(show_sources, pattern=_SOURCES),
+        CallbackQueryHandler(vote, pattern=_VOTE),
+        CallbackQueryHandler(expire_button),
+    ])
+    application.add_error_handler(log_error)
+    return application
+
+
+def webhook_options(settings: BotSettings) -> dict[str, Any]:
+    """``run_webhook`` arguments: the local address to bind, the path of the public URL, the secret to check."""
+    url = settings.telegram_webhook_url or ""
+    secret = settings.telegram_webhook_secret
+    return {
+        "listen": settings.telegram_listen_host,
+        "port": settings.telegram_listen_port,
+        "url_path": urlsplit(url).path.strip("/"),
+        "webhook_url": url,
+        "secret_token": secret.get_secret_value() if secret else None,
+        "allowed_updates": ALLOWED_UPDATES,
+    }
+
+
+def run(application: Application, settings: BotSettings) -> None:
+    """Serve until interrupted: long polling, or a webhook when ``CITEBOT_TELEGRAM_WEBHOOK_URL`` is set."""
+    asyncio.run(_check_token(application.bot))
+    if settings.telegram_webhook_url:
+        application.run_webhook(**webhook_options(settings))
+    else:
+        application.run_polling(allowed_updates=ALLOWED_UPDATES)
+
+
+async def _check_token(bot: Bot) -> None:
+    """Fail with a clear error when Telegram rejects the token.
+
+    Left to ``run_polling``, a rejected token is logged by python-telegram-bot with the token in the message.
+    """
+    try:
+        async with bot:
+            pass
+    except InvalidToken:
+        raise ConfigError("Telegram rejected TELEGRAM_BOT_TOKEN: check it with @BotFather") from None
+
+
+async def announce(application: Application) -> None:
+    """Register the command menu and log which bot is running (post-init hook)."""
+    try:
+        await application.bot.set_my_commands(COMMANDS)
+    except TelegramError as exc:
+        logger.warning("could not set the command menu: %s", exc)
+    logger.info("Telegram bot @%s is ready", application.bot.username)
+
+
+# --- handlers ------------------------------------------------------------------------------------------
+
+
+async def start(update: Update, context: Context) -> None:
+    """Greet and explain how to ask."""
+    await _send_help(update, context, greeting=True)
+
+
+async def show_help(update: Update, context: Context) -> None:
+    """Explain how to ask and which documents are indexed."""
+    await _send_help(update, context, greeting=False)
+
+
+async def ask(update: Update, context: Context) -> None:
+    """Answer the question written after /ask."""
+    message = update.effective_message
+    parts = (message.text or "").split(maxsplit=1) if message else []
+    question = _strip_mention(parts[1], context.bot.username) if len(parts) > 1 else ""
+    if question:
+        await _answer(update, context, question)
+    elif message and await _admit(update, context, ""):
+        await message.reply_text(ASK_USAGE, reply_parameters=_reply_to(message))
+
+
+async def answer_message(update: Update, context: Context) -> None:
+    """Answer a text message: every one in a private chat, in groups only those addressed to the bot."""
+    message = update.effective_message
+    if message is None or message.text is None:
+        return
+    if message.chat.type == ChatType.PRIVATE:
+        await _answer(update, context, message.text)
+    elif _addressed(message, context.bot):
+        await _answer(update, context, _strip_mention(message.text, context.bot.username))
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    """Point a private chat that sent an unknown command at the ones that exist."""
+    if update.effective_message and await _admit(update, context, ""):
+        await update.effective_message.reply_text(COMMAND_USAGE, reply_parameters=_reply_to(update.effective_message))
+
+
+async def reject_non_text(update: Update, context: Context) -> None:
+    """Tell a private chat that sent a sticker, photo or voice message that only text is read."""
+    if update.effective_message and await _admit(update, context, ""):
+        await update.effective_message.reply_text(TEXT_ONLY, reply_parameters=_reply_to(update.effective_message))
+
+
+async def show_sources(update: Update, context: Context) -> None:
+    """Show the quoted passages of an answer as a new message; its ◀ ▶ buttons page through them in place."""
+    query = update.callback_query
+    match = _SOURCES.fullmatch(query.data or "") if query else None
+    stored = await _button_answer(update, context, int(match[1])) if match else None
+    if query is None or match is None or stored is None or not isinstance(query.message, Message):
+        if query:
+            await query.answer(GONE_TEXT)
+        return
+    await query.answer()
+    pages = render.sources_pages_telegram(stored)
+    page = min(max(int(match[2] or 1), 1), len(pages))
+    markup = _pager(stored.id, page, len(pages))
+    if match[2] is None:
+        send = partial(query.message.reply_text, reply_parameters=_reply_to(query.message), reply_markup=markup,
+                       link_preview_options=_NO_PREVIEW)
+        await _html_or_plain(send, pages[0])
+        return
+    try:
+        await _html_or_plain(partial(query.edit_message_text, reply_markup=markup,
+                                     link_preview_options=_NO_PREVIEW), pages[page - 1])
+    except BadRequest as exc:
+        if "not modified" not in exc.message:  # a double click asks for the page already shown
+            raise
+
+
+async def vote(update: Update, context: Context) -> None:
+    """Store a 👍 or 👎 on an answer and thank the user."""
+    query = update.callback_query
+    match = _VOTE.fullmatch(query.data or "") if query else None
+    stored = await _button_answer(update, context, int(match[1])) if match else None
+    if query is None:
+        return
+    recorded = stored is not None and match is not None and await asyncio.to_thread(
+        _core(context).record_vote, stored.id, PLATFORM, str(query.from_user.id), int(match[2])
+    )
+    await query.answer(VOTE_THANKS if recorded else GONE_TEXT)
+
+
+async def expire_button(update: Update, context: Context) -> None:
+    """Answer a button this version does not know (an old keyboard) so the client stops waiting."""
+    if update.callback_query:
+        await update.callback_query.answer(GONE_TEXT)
+
+
+async def log_error(update: object, context: Context) -> None:
+    """Log an error with the update it came from, never the bot token."""
+    error = context.error
+    if update is None and isinstance(error, NetworkError) and not isinstance(error, BadRequest):
+        logger.warning("Telegram is unreachable: %s", _redact(str(error), context.bot.token))
+        return
+    where = "no update"
+    if isinstance(update, Update):
+        chat, user = update.effective_chat, update.effective_user
+        where = f"update {update.update_id} (chat {chat.id if chat else '-'}, user {user.id if user else '-'})"
+    trace = "".join(traceback.format_exception(error)) if error else "no exception"
+    logger.error("error while handling %s:\n%s", where, _redact(trace, context.bot.token))
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+
+def _core(context: Context) -> ChatCore:
+    return context.bot_data[_CORE]
+
+
+def _api_urls(base_url: str) -> tuple[str, str]:
+    """(API, file) base URLs of a self-hosted Bot API server, given ``http://host:port`` or ``…/bot``."""
+    root = base_url.rstrip("/").removesuffix("/bot")
+    return f"{root}/bot", f"{root}/file/bot"
+
+
+def _redact(text: str, token: str) -> str:
+    return text.replace(token, "<token>") if token else text
+
+
+def _reply_to(message: Message) -> ReplyParameters:
+    # Still deliver the answer when the question was deleted meanwhile.
+    return ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
+
+
+async def _admit(update: Update, context: Context, text: str) -> IncomingMessage | None:
+    """The message as the core sees it; None for bots and for chats that may not ask (refused once a chat)."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None or (user.is_bot and message.sender_chat is None):
+        return None
+    # Anonymous group admins and linked channels write as a chat, through a shared bot account.
+    sender = str(message.sender_chat.id if message.sender_chat else user.id)
+    thread = f":{message.message_thread_id}" if message.is_topic_message else ""
+    incoming = IncomingMessage(PLATFORM, f"{message.chat.id}{thread}", sender, text, chat_id=str(message.chat.id))
+    if _core(context).is_allowed(incoming):
+        return incoming
+    logger.info("refused telegram user %s in chat %s", sender, message.chat.id)
+    if context.chat_data is not None and not context.chat_data.get(_REFUSED):
+        context.chat_data[_REFUSED] = True
+        await message.reply_text(REFUSAL_TEXT, reply_parameters=_reply_to(message))
+    return None
+
+
+def _addressed(message: Message, bot: Bot) -> bool:
+    """Whether a group message is meant for the bot: it mentions it or replies to one of its messages."""
+    replied = message.reply_to_message
+    if replied and replied.from_user and replied.from_user.id == bot.id:
+        return True
+    mentions = message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION])
+    return any((entity.user and entity.user.id == bot.id) or text[1:].lower() == bot.username.lower()
+               for entity, text in mentions.items())
+
+
+def _strip_mention(text: str, username: str) -> str:
+    return re.sub(rf"@{re.escape(username)}\b[,:]?", "", text, flags=re.IGNORECASE).strip()
+
+
+async def _answer(update: Update, context: Context, question: str) -> None:
+    """Ask the core, showing "typing…" meanwhile, and reply to the asking message."""
+    message = update.effective_message
+    incoming = await _admit(update, context, question)
+    if message is None or incoming is None:
+        return
+    async with _typing(message):
+        reply = await _core(context).handle(incoming)
+    await _deliver(message, reply)
+
+
+@asynccontextmanager
+async def _typing(message: Message) -> AsyncIterator[None]:
+    """Show "typing…" in the message's chat, renewed every few seconds, while the block runs."""
+    done = asyncio.Event()
+
+    async def keep_typing() -> None:
+        while not done.is_set():
+            try:
+                await message.reply_chat_action(ChatAction.TYPING)
+            except TelegramError as exc:  # a lost indicator must not cost the answer
+                logger.debug("typing action failed in chat %s: %s", message.chat_id, exc)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), TYPING_EVERY)
+
+    task = asyncio.create_task(keep_typing())
+    try:
+        yield
+    finally:
+        # Not cancelled: an action already on its way finishes, then the loop ends.
+        done.set()
+        await task
+
+
+async def _deliver(message: Message, reply: Reply) -> None:
+    """Send a reply: an answer as HTML parts, the first replying to the question, buttons on the last."""
+    if reply.answer is None:
+        await message.reply_text(reply.text, reply_parameters=_reply_to(message))
+        return
+    parts = render.to_telegram_html(reply.answer)
+    keyboard = _answer_keyboard(reply)
+    for i, part in enumerate(parts):
+        send = partial(message.reply_text, do_quote=False, link_preview_options=_NO_PREVIEW,
+                       reply_parameters=_reply_to(message) if i == 0 else None,
+                       reply_markup=keyboard if i == len(parts) - 1 else None)
+        await _html_or_plain(send, part)
+
+
+async def _html_or_plain(send: Callable[..., Awaitable[T]], text: str) -> T:
+    """``send(text)`` as Telegram HTML; when Telegram cannot parse it, the same text without markup."""
+    try:
+        return await send(text, parse_mode=ParseMode.HTML)
+    except BadRequest as exc:
+        if not _MARKUP_ERROR.search(exc.message):
+            raise
+        logger.warning("Telegram rejected a message's HTML (%s); sending it as plain text", exc.message)
+        return await send(html.unescape(_TAG.sub("", text)), parse_mode=None)
+
+
+def _answer_keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    """Sources (when something is cited), 👍 and 👎; none when the answer could not be stored."""
+    if reply.answer_id is None:
+        return None
+    n = reply.answer_id
+    buttons = [InlineKeyboardButton("👍", callback_data=f"vote:{n}:1"),
+               InlineKeyboardButton("👎", callback_data=f"vote:{n}:-1")]
+    if reply.answer and reply.answer.citations:
+        buttons.insert(0, InlineKeyboardButton("Sources", callback_data=f"src:{n}"))
+    return InlineKeyboardMarkup([buttons])
+
+
+def _pager(answer_id: int, page: int, pages: int) -> InlineKeyboardMarkup | None:
+    """◀ ▶ buttons to the neighbouring pages of the sources that exist."""
+    buttons = []
+    if page > 1:
+        buttons.append(InlineKeyboardButton("◀", callback_data=f"src:{answer_id}:{page - 1}"))
+    if page < pages:
+        buttons.append(InlineKeyboardButton("▶", callback_data=f"src:{answer_id}:{page + 1}"))
+    return InlineKeyboardMarkup([buttons]) if buttons else None
+
+
+async def _button_answer(update: Update, context: Context, answer_id: int) -> StoredAnswer | None:
+    """The answer a button refers to, when it was given in this chat and the presser may ask here."""
+    query, chat = update.callback_query, update.effective_chat
+    if query is None or chat is None:
+        return None
+    core = _core(context)
+    if not core.is_allowed(IncomingMessage(PLATFORM, str(chat.id), str(query.from_user.id), "",
+                                           chat_id=str(chat.id))):
+        return None
+    stored = await asyncio.to_thread(core.passages_for, answer_id)
+    if stored is None or stored.platform != PLATFORM or stored.conversation_id.split(":")[0] != str(chat.id):
+        return None
+    return stored
+
+
+async def _send_help(update: Update, context: Context, *, greeting: bool) -> None:
+    """The help text, with how many documents are indexed and a few of their titles."""
+    message = update.effective_message
+    if message is None or not await _admit(update, context, ""):
+        return
+    documents = await _core(context).indexed_documents()
+    parts = [START_TEXT if greeting else "", HELP_TEXT.format(username=context.bot.username),
+             _corpus(documents)]
+    await message.reply_text("\n\n".join(p for p in parts if p), reply_parameters=_reply_to(message))
+
+
+def _corpus(documents: list[dict[str, Any]] | None) -> str:
+    """"12 documents are indexed, for example: • …"; empty when the responder cannot tell."""
+    if documents is None:
+        return ""
+    if not documents:
+        return "Nothing is indexed yet: ask the bot's administrator to run `citebot index`."
+    titles = [render.shorten(str(d.get("title") or d.get("source", "untitled")), 80) for d in documents]
+    count = "1 document is" if len(titles) == 1 else f"{len(titles):,} documents are"
+    listed = "\n".join(f"• {t}" for t in titles[:HELP_TITLES])
+    more = f"\n… and {len(titles) - HELP_TITLES:,} more" if len(titles) > HELP_TITLES else ""
+    return f"{count} indexed, for example:\n{listed}{more}"

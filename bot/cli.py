@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bot import render, slack_adapter
+from bot import render, slack_adapter, telegram_adapter
+from bot.app import build_core
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
 from retrieval import evaluate
@@ -149,6 +150,15 @@ def slack(http: bool) -> None:
     click.echo(f"Starting the Slack bot ({f'HTTP mode on {url}' if http else 'Socket Mode'}); Ctrl+C stops it.",
                err=True)
     slack_adapter.serve(settings, http=http)
+
+
+@cli.command()
+def telegram() -> None:
+    """Run the Telegram bot: long polling, or a webhook when CITEBOT_TELEGRAM_WEBHOOK_URL is set."""
+    settings = BotSettings()
+    application = telegram_adapter.build_application(build_core(settings), settings)
+    click.echo("Starting the Telegram bot; Ctrl+C stops it.", err=True)
+    telegram_adapter.run(application, settings)
 
 
 @cli.command()

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 from langchain_core.messages import AIMessageChunk
@@ -164,13 +165,21 @@ def _reason(exc: openai.APIError, settings: RetrievalSettings) -> str:
     if isinstance(exc, openai.APITimeoutError):
         return f"no reply within {settings.llm_timeout:g} s"
     if isinstance(exc, openai.APIConnectionError):
-        return f"cannot connect to {settings.openai_base_url or 'the OpenAI API'}"
+        return f"cannot connect to {_endpoint(settings.openai_base_url)}"
     if isinstance(exc, openai.APIStatusError):
         hints = {401: "check OPENAI_API_KEY", 403: "check OPENAI_API_KEY", 429: "rate limited"}
         hints[404] = f"is the model {settings.llm_model!r} served there?"
         hint = hints.get(exc.status_code)
         return f"HTTP {exc.status_code}" + (f", {hint}" if hint else "")
     return "the endpoint returned an error"
+
+
+def _endpoint(url: str | None) -> str:
+    """Where the calls go, fit to show users: without the credentials or query string keys may ride in."""
+    if not url:
+        return "the OpenAI API"
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 class LLMAnswerer:

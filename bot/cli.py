@@ -14,11 +14,12 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import click
+from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bot import render, slack_adapter, telegram_adapter
+from bot import logs, render, slack_adapter, telegram_adapter
 from bot.app import build_core
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
@@ -30,6 +31,13 @@ from retrieval.sync import ProgressFn
 
 logger = logging.getLogger(__name__)
 console = Console(highlight=False)
+
+
+def _secrets() -> list[str]:
+    """Every configured token, so logging can mask it."""
+    bot = BotSettings()
+    values = [getattr(bot, name) for name in type(bot).model_fields] + [bot.retrieval.openai_api_key]
+    return [v.get_secret_value() for v in values if isinstance(v, SecretStr) and v.get_secret_value()]
 
 
 def _pipeline() -> Pipeline:
@@ -44,10 +52,7 @@ def cli(verbose: int) -> None:
 
     Settings come from the environment and a .env file (see .env.example).
     """
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "bm25s", "chromadb"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    logs.configure(verbose, _secrets())
 
 
 @contextmanager

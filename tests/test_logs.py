@@ -1,0 +1,31 @@
+"""Logs never carry secrets: configured tokens and token-shaped strings are masked, whoever logs them."""
+
+import logging
+
+import pytest
+
+from bot.logs import REDACTED, RedactingFilter, configure
+
+TELEGRAM_TOKEN = "123456789:AAHk3x-Zq9Tq7rV1Hq2cS0bOe8r2y5JmP0w"
+
+
+def test_logs_mask_configured_secrets_and_token_shapes(capsys: pytest.CaptureFixture[str]) -> None:
+    configure(2, ["my-signing-secret"])
+    log = logging.getLogger("telegram.ext.ExtBot")
+    log.debug("POST https://api.telegram.org/bot%s/getMe", TELEGRAM_TOKEN)
+    log.warning("slack said %s for xoxb-1234567890-abcdefghij and my-signing-secret", "ok")
+    try:
+        raise RuntimeError(f"failed with key sk-abcdefghijklmnopqrstuvwx at {TELEGRAM_TOKEN}")
+    except RuntimeError:
+        log.exception("request failed")
+    err = capsys.readouterr().err
+    assert TELEGRAM_TOKEN not in err
+    assert "xoxb-1234567890" not in err and "my-signing-secret" not in err
+    assert "sk-abcdefghijklmnop" not in err
+    assert err.count(REDACTED) >= 5
+    assert "/getMe" in err and "request failed" in err
+
+
+def test_logs_leave_ordinary_text_alone() -> None:
+    text = "indexed 2 documents; chunk 3:12 of paper 10.1016/j.pharmthera.2020.107753"
+    assert RedactingFilter(["unrelated-secret"]).redact(text) == text

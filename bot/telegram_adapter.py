@@ -62,6 +62,8 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 TYPING_EVERY = 4.0  # seconds; Telegram shows "typing…" for about 5 s per action
 CONCURRENT_UPDATES = 16  # updates handled at once, so one slow question does not hold the others up
 MAX_RETRIES = 3  # of a request Telegram refused with 429 retry_after
+SERVER_RETRIES = 2  # of a request Telegram's servers failed (5xx) or that could not reach them
+SERVER_RETRY_DELAY = 1.0  # seconds before the first of those retries, doubled for each next one
 HELP_TITLES = 5  # document titles /help lists
 
 START_TEXT = "Hi! I answer questions from the team's documents, with citations."
@@ -92,6 +94,29 @@ _MARKUP_ERROR = re.compile(r"pars|entit|tag", re.IGNORECASE)
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
+class RetryingRateLimiter(AIORateLimiter):
+    """PTB's rate limiter, which waits out 429 ``retry_after``, also retrying server errors (5xx, no route).
+
+    Timeouts are not retried: the request may have arrived, and a retry would send the answer twice.
+    """
+
+    async def process_request(self, callback: Any, args: Any, kwargs: dict[str, Any], endpoint: str,
+                              data: dict[str, Any], rate_limit_args: int | None) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+            except NetworkError as exc:
+                # Subclasses are decided answers (BadRequest) or ambiguous ones (TimedOut).
+                if type(exc) is not NetworkError or attempt == SERVER_RETRIES:
+                    raise
+                delay = SERVER_RETRY_DELAY * 2**attempt
+                attempt += 1
+                logger.warning("Telegram %s failed (%s); retry %d of %d in %g s", endpoint, exc.message, attempt,
+                               SERVER_RETRIES, delay)
+                await asyncio.sleep(delay)
+
+
 def build_application(core: ChatCore, settings: BotSettings) -> Application:
     """The bot: every handler and the error handler wired to ``core``; serve it with ``run``."""
     token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
@@ -100,7 +125,7 @@ def build_application(core: ChatCore, settings: BotSettings) -> Application:
     builder = (
         ApplicationBuilder()
         .token(token)
-        .rate_limiter(AIORateLimiter(max_retries=MAX_RETRIES))
+        .rate_limiter(RetryingRateLimiter(max_retries=MAX_RETRIES))
         .concurrent_updates(CONCURRENT_UPDATES)
         .post_init(announce)
     )

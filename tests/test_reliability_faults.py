@@ -1,6 +1,6 @@
 """Faults in the middle of indexing: the store dies, or citebot itself is killed; nothing is lost.
 
-Both cases index 300 generated documents (about 1,200 chunks, a few seconds of embedding with the small
+Two cases index 300 generated documents (about 1,200 chunks, a few seconds of embedding with the small
 packaged model and 300-character chunks, which keep it cheap) and kill something once chunks are stored:
 
 - a real ``chroma run`` server is SIGKILLed under ``Pipeline.index``: that run fails with a StoreError at
@@ -9,10 +9,15 @@ packaged model and 300-character chunks, which keep it cheap) and kill something
 
 Afterwards the store must hold exactly the chunks the documents cut into: no duplicate, none missing,
 every chunk carrying its file's current hash and chunk count, its exact text and its vector.
+
+Then the answer path: the LLM endpoint down or hanging while many people ask (extractive answers with a
+notice, in bounded time), and Telegram's servers failing a send with 5xx (retried, delivered once; 429 is
+tests/test_telegram.py's, Slack's rate limits tests/test_slack.py's).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -29,15 +34,24 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bot.app import build_core
+from bot.core import ChatCore, IncomingMessage
+from bot.feedback import FeedbackStore
+from bot.settings import BotSettings
 from retrieval.chunking import split
 from retrieval.embeddings import get_embedder
 from retrieval.errors import StoreError
 from retrieval.loaders import load
 from retrieval.pipeline import Pipeline
+from retrieval.prompts import LLM_UNAVAILABLE_NOTICE
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkStore
 from retrieval.sync import file_hash
-from tests.chroma_server import ChromaServer
+from tests.chroma_server import ChromaServer, free_port
+from tests.conftest import RecordingResponder
+from tests.emulators.openai_server import Hang, OpenAIEmulator
+from tests.emulators.telegram_api import TelegramEmulator
+from tests.test_telegram import ADA, BOB, private_chat, serve
 
 pytestmark = pytest.mark.slow
 
@@ -202,3 +216,80 @@ def test_fault_citebot_killed_mid_index_with_embedded_store_loses_nothing(corpus
           f"final {total}, lost 0")
     assert "0 skipped" in rerun.stdout
     assert_answerable(pipeline, corpus)
+
+
+# --- the LLM endpoint down or hanging, many people asking -----------------------------------------------
+
+SEEDS = Path(__file__).parent.parent / "seeds"
+QUESTION = "What are the therapeutic targets in the TME?"
+
+
+@pytest.fixture(scope="module")
+def seeds_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("llm-faults") / "data"
+    Pipeline(RetrievalSettings(data_dir=data, _env_file=None)).index([SEEDS])
+    return data
+
+
+def ask_many(settings: BotSettings, n: int) -> tuple[list[Any], float]:
+    """``n`` people asking at once through a fresh core; the replies and the seconds it took."""
+    core = build_core(settings)
+
+    async def burst() -> list[Any]:
+        return await asyncio.gather(*(core.handle(IncomingMessage("telegram", f"c{i}", f"u{i}", QUESTION, f"c{i}"))
+                                      for i in range(n)))
+
+    start = time.monotonic()
+    replies = asyncio.run(burst())
+    elapsed = time.monotonic() - start
+    core.feedback.close()
+    return replies, elapsed
+
+
+@pytest.mark.parametrize("fault", ["down", "hanging"])
+def test_fault_llm_endpoint_down_or_hanging_everyone_gets_the_extractive_answer(seeds_data: Path, fault: str) -> None:
+    with OpenAIEmulator() as llm:
+        llm.script(Hang(60))
+        url = llm.url if fault == "hanging" else f"http://127.0.0.1:{free_port()}/v1"
+        retrieval = RetrievalSettings(data_dir=seeds_data, openai_api_key="sk-test", openai_base_url=url,
+                                      llm_timeout=1.0, llm_max_retries=1, _env_file=None)
+        replies, elapsed = ask_many(BotSettings(retrieval=retrieval, _env_file=None), 20)
+        calls = len(llm.requests)
+    reason = "no reply within 1 s" if fault == "hanging" else f"cannot connect to {url}"
+    assert [r.kind for r in replies] == ["answer"] * 20
+    assert {r.answer.notice for r in replies} == {LLM_UNAVAILABLE_NOTICE.format(reason=reason)}
+    assert all(r.answer.mode == "extractive" and r.answer.citations for r in replies)
+    print(f"LLM {fault}: 20 concurrent questions answered extractively in {elapsed:.1f} s, "
+          f"{calls} requests reached the endpoint")
+    # The failed endpoint rests: the questions did not each wait out timeout x retries one after another.
+    assert elapsed < 60
+
+
+# --- Telegram's servers failing a send ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failures", [[502], [500, 503]])
+def test_fault_telegram_server_errors_are_retried_and_the_answer_delivered_once(
+    failures: list[int], bot_settings: BotSettings
+) -> None:
+    with TelegramEmulator() as telegram:
+        settings = BotSettings(retrieval=bot_settings.retrieval, telegram_bot_token=telegram.token,
+                               telegram_base_url=telegram.base_url, _env_file=None)
+        responder = RecordingResponder()
+        core = ChatCore(responder, settings, FeedbackStore.open(settings.retrieval))
+        for status in failures:
+            telegram.fail_next("sendMessage", status, "Bad Gateway" if status == 502 else "Internal Server Error")
+
+        async def scenario() -> None:
+            telegram.send(private_chat(ADA), ADA, "What are the targets?")
+            telegram.send(private_chat(BOB), BOB, "And the checkpoints?")
+            await telegram.wait_for("sendMessage", count=2, timeout=20)
+            await asyncio.sleep(0.3)
+
+        serve(core, settings, scenario)
+        core.feedback.close()
+        attempts = telegram.calls("sendMessage")
+    assert [c.ok for c in attempts].count(False) == len(failures)
+    delivered = [c for c in attempts if c.ok]
+    assert sorted(c.params["chat_id"] for c in delivered) == sorted([ADA["id"], BOB["id"]])  # once each
+    assert len(responder.calls) == 2

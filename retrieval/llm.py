@@ -33,8 +33,6 @@ logger = logging.getLogger(__name__)
 TokenCallback = Callable[[str], None]
 Messages = Sequence[tuple[str, str]]  # (role, text): "system", "human" or "ai"
 
-# Sent as ``max_tokens`` in the request body: llama.cpp's server ignores ``max_completion_tokens``.
-MAX_ANSWER_TOKENS = 600
 HISTORY_TURNS = 3  # earlier (question, answer) turns the model sees
 COOLDOWN = 30.0  # seconds a failed endpoint is not called again, so an outage costs one timeout, not several
 _BACKOFF = 0.5  # seconds before retrying a malformed reply; doubles each time
@@ -82,7 +80,7 @@ class ChatClient:
     the endpoint rests for ``COOLDOWN`` seconds: calls meanwhile fail at once with the same reason.
     """
 
-    def __init__(self, settings: RetrievalSettings, *, max_tokens: int = MAX_ANSWER_TOKENS) -> None:
+    def __init__(self, settings: RetrievalSettings) -> None:
         self.settings = settings
         self.model = ChatOpenAI(
             model=settings.llm_model,
@@ -93,7 +91,8 @@ class ChatClient:
             streaming=True,
             stream_usage=True,
             temperature=0,
-            extra_body={"max_tokens": max_tokens},
+            # In the body as ``max_tokens``: llama.cpp's server ignores ``max_completion_tokens``.
+            extra_body={"max_tokens": settings.llm_max_tokens},
         )
         self._down_until = 0.0
         self._down_reason = ""

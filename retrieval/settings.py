@@ -68,6 +68,7 @@ class RetrievalSettings(BaseSettings):
     llm_model: str = Field("gpt-4o-mini", description="Chat model name at the endpoint.")
     llm_timeout: float = Field(30.0, gt=0, description="Seconds before an LLM call is abandoned.")
     llm_max_retries: int = Field(2, ge=0, description="Retries (with backoff) of a failed LLM call.")
+    llm_max_tokens: int = Field(600, ge=1, description="Tokens an LLM answer may run to at most.")
 
     @model_validator(mode="after")
     def _check(self) -> RetrievalSettings:

@@ -160,13 +160,15 @@ def test_answerer_sends_numbered_passages_history_and_limits(
 ) -> None:
     server.script(Reply(WELL_CITED))
     history = [("What is the TME?", "The tumour microenvironment [1].")]
-    answerer(tmp_path, server, embedder, llm_model="qwen2.5-coder").answer(QUESTION, PASSAGES, history)
+    answerer(tmp_path, server, embedder, llm_model="qwen2.5-coder", llm_max_tokens=250).answer(
+        QUESTION, PASSAGES, history
+    )
     request = server.requests[0]
     body = request.body
     assert request.headers["authorization"] == "Bearer sk-test"
     assert body["model"] == "qwen2.5-coder" and body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
-    assert body["max_tokens"] > 0 and "max_completion_tokens" not in body
+    assert body["max_tokens"] == 250 and "max_completion_tokens" not in body
     roles = [m["role"] for m in body["messages"]]
     assert roles == ["system", "user", "assistant", "user"]
     assert body["messages"][2]["content"] == "The tumour microenvironment."

@@ -7,18 +7,24 @@
 - A document telling the model to cite [9] or reveal its prompt cannot get either past verification.
 
 Slack signatures, replayed Slack requests and the Telegram webhook secret are the adapters' own tests
-(tests/test_slack.py, tests/test_telegram.py); RELIABILITY.md lists them.
+(tests/test_slack.py, tests/test_telegram.py; RELIABILITY.md lists them); here only the Slack requests they
+do not try: unsigned, signed for another body, and dated in the future.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import os
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -38,8 +44,11 @@ from retrieval.prompts import ANSWER_SYSTEM_PROMPT
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkStore
 from tests.chroma_server import ChromaServer
+from tests.conftest import RecordingResponder
 from tests.emulators.openai_server import Hang, OpenAIEmulator, Status
 from tests.emulators.openai_server import Reply as LLMReply
+from tests.test_slack import SECRET as SLACK_SECRET
+from tests.test_slack import event_callback, mention, slack, start_bot  # noqa: F401 (fixtures)
 
 SEEDS = Path(__file__).parent.parent / "seeds"
 QUESTION = "What are the therapeutic targets in the TME?"
@@ -299,3 +308,23 @@ def test_security_obedient_model_cannot_cite_unretrieved_passages_or_leak_the_pr
     assert "[9]" not in answer.text
     for rule in system.split(". ")[:2]:
         assert rule[:40] not in answer.text, answer.text
+
+
+# --- Slack requests the adapter's own tests do not try ---------------------------------------------------
+
+
+def test_security_slack_rejects_unsigned_tampered_and_future_requests(start_bot, slack) -> None:  # noqa: F811
+    responder = RecordingResponder()
+    bot = start_bot(responder)
+    body = json.dumps(event_callback(mention(QUESTION))).encode()
+    unsigned = urllib.request.Request(bot.url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.build_opener(urllib.request.ProxyHandler({})).open(unsigned, timeout=10)
+    assert caught.value.code == 401
+    caught.value.close()
+    now = int(time.time())
+    signed_other = "v0=" + hmac.new(SLACK_SECRET.encode(), b"v0:%d:{}" % now, hashlib.sha256).hexdigest()
+    tampered = bot.send(body, "application/json", timestamp=now, headers={"X-Slack-Signature": signed_other})
+    future = bot.send(body, "application/json", timestamp=now + 6 * 60)
+    assert tampered[0] == 401 and future[0] == 401
+    assert slack.calls() == [] and responder.calls == []

@@ -167,6 +167,9 @@ class OnnxEmbedder:
             options = ort.SessionOptions()
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
+            # Idle worker threads sleep instead of spinning: on two shared cores spinning steals CPU from the
+            # other processes and measured slower here (query p50 20 ms spinning vs 11 ms without, under load).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.log_severity_level = 3  # onnxruntime's warnings about unused initializers are noise here
             self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
             self._tokenizer = tokenizer

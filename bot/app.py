@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.core import ChatCore, Turn
+from bot.core import ChatCore, TokenCallback, Turn
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
 from retrieval.pipeline import Pipeline
@@ -18,8 +18,8 @@ class PipelineResponder:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
 
-    def answer(self, question: str, history: Sequence[Turn]) -> Answer:
-        return self.pipeline.ask(question, [(t.question, t.answer) for t in history])
+    def answer(self, question: str, history: Sequence[Turn], on_token: TokenCallback | None = None) -> Answer:
+        return self.pipeline.ask(question, [(t.question, t.answer) for t in history], on_token=on_token)
 
     def sources(self) -> list[dict[str, Any]]:
         """The indexed documents, for the bots' help texts."""

@@ -4,6 +4,10 @@ An adapter turns a platform event into an ``IncomingMessage`` and hands it to ``
 decides who may ask, cleans the question, applies the per-user rate limit, answers with the conversation's
 recent history, stores the answer for feedback and returns a ``Reply``. The core imports no platform library
 and never raises to the adapter.
+
+An adapter that shows answers while they are written passes ``on_token``: a plain callable the responder
+calls with each token of a language-model answer, on the worker thread the responder runs in (see
+``bot.streaming``). Extractive answers, refusals and limits never call it.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ MAX_TRACKED = 10_000
 # The local terminal user is the operator: no allowlist, no rate limit.
 LOCAL_PLATFORMS = frozenset({"cli"})
 
+TokenCallback = Callable[[str], None]
 ReplyKind = Literal["answer", "declined", "refused", "rate_limited", "invalid", "error"]
 
 
@@ -73,9 +78,12 @@ class Turn:
 
 
 class Responder(Protocol):
-    """Whatever writes the answers: the retrieval library in production, a small fake in tests."""
+    """Whatever writes the answers: the retrieval library in production, a small fake in tests.
 
-    def answer(self, question: str, history: Sequence[Turn]) -> Answer: ...
+    ``on_token``, when given, receives the tokens of an answer as a language model writes them.
+    """
+
+    def answer(self, question: str, history: Sequence[Turn], on_token: TokenCallback | None = None) -> Answer: ...
 
 
 @runtime_checkable
@@ -132,8 +140,8 @@ class ChatCore:
         self._history: OrderedDict[tuple[str, str], deque[Turn]] = OrderedDict()
         self._history_lock = threading.Lock()
 
-    async def handle(self, msg: IncomingMessage) -> Reply:
-        """Answer one message; never raises."""
+    async def handle(self, msg: IncomingMessage, *, on_token: TokenCallback | None = None) -> Reply:
+        """Answer one message, passing ``on_token`` to the responder; never raises."""
         if not self.is_allowed(msg):
             logger.info("refused %s user %s in chat %s", msg.platform, msg.user_id, msg.chat_id)
             return Reply("refused", REFUSAL_TEXT)
@@ -150,7 +158,7 @@ class ChatCore:
                 seconds = max(1, math.ceil(wait))
                 return Reply("rate_limited", RATE_LIMIT_TEXT.format(seconds=seconds), retry_after=wait)
         try:
-            answer = await asyncio.to_thread(self.responder.answer, question, self.history(msg))
+            answer = await asyncio.to_thread(self.responder.answer, question, self.history(msg), on_token)
         except Exception:
             logger.exception(
                 "answering failed: %s conversation %s user %s, question of %d characters",

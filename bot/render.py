@@ -100,7 +100,11 @@ def sanitize(text: str) -> str:
 
 def shorten(text: str, limit: int, measure: Callable[[str], int] = width) -> str:
     """``text`` on one line, cut at a word with "…" so that ``measure`` of it is at most ``limit``."""
-    text = " ".join(sanitize(text).split())
+    return clip(" ".join(sanitize(text).split()), limit, measure)
+
+
+def clip(text: str, limit: int, measure: Callable[[str], int] = width) -> str:
+    """``text`` as it is, or cut at a word with "…" so that ``measure`` of it is at most ``limit``."""
     if measure(text) <= limit:
         return text
     low, high = 0, len(text)  # the longest prefix that fits with its ellipsis
@@ -342,3 +346,16 @@ def sources_blocks_slack(answer: Answer | StoredAnswer) -> tuple[str, list[dict]
         extra = len(entries) - SLACK_MAX_BLOCKS + 1
         entries = entries[: SLACK_MAX_BLOCKS - 1] + [f"… and {extra} more sources"]
     return title, [_section(e) for e in entries]
+
+
+# --- drafts: an answer shown while it is written, until the verified answer replaces it -----------------
+
+
+def telegram_draft(text: str) -> str:
+    """A streamed draft as a Telegram message without markup, within the message limit."""
+    return clip(text, TELEGRAM_LIMIT)
+
+
+def slack_draft(text: str) -> str:
+    """A streamed draft as Slack message text: escaped, within a section's limit."""
+    return _mrkdwn_escape(clip(text, SLACK_SECTION_LIMIT, lambda s: width(_mrkdwn_escape(s))))

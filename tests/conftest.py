@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.core import Turn
+from bot.core import TokenCallback, Turn
 from bot.settings import BotSettings
 from retrieval.prompts import NOT_FOUND_PROMPT
 from retrieval.settings import RetrievalSettings
@@ -97,13 +97,16 @@ def make_answer() -> Callable[..., Answer]:
 
 
 class RecordingResponder:
-    """A real ``Responder`` that answers every question with ``build_answer`` and records what it saw."""
+    """A real ``Responder`` that answers every question with ``build_answer`` and records what it saw.
+
+    It streams nothing: ``on_token`` is never called, as with extractive answers.
+    """
 
     def __init__(self, answer: Callable[[str], Answer] | None = None) -> None:
         self.calls: list[tuple[str, list[Turn]]] = []
         self._answer = answer or (lambda question: build_answer(question=question))
 
-    def answer(self, question: str, history: Sequence[Turn]) -> Answer:
+    def answer(self, question: str, history: Sequence[Turn], on_token: TokenCallback | None = None) -> Answer:
         self.calls.append((question, list(history)))
         return self._answer(question)
 

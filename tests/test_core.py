@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 import pytest
 
@@ -191,3 +192,37 @@ def test_core_concurrent_questions_are_all_answered_within_limits(core, feedback
     assert [r.kind for r in replies[200:]].count("rate_limited") == 15
     assert feedback.stats().platforms[0].questions == 205
     assert len({r.answer_id for r in replies if r.answer_id}) == 205
+
+
+class StreamingResponder(RecordingResponder):
+    """Writes its answer word by word to ``on_token`` first, as a language model does, noting the thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = ""
+
+    def answer(self, question, history, on_token=None):
+        answer = super().answer(question, history, on_token)
+        self.thread = threading.current_thread().name
+        for word in answer.text.split(" "):
+            if on_token is not None:
+                on_token(word + " ")
+        return answer
+
+
+def test_core_passes_tokens_from_the_worker_thread_to_the_adapter(bot_settings, feedback) -> None:
+    responder = StreamingResponder()
+    core = make_core(responder, bot_settings, feedback)
+    tokens: list[tuple[str, str]] = []
+    reply = asyncio.run(core.handle(IncomingMessage("slack", "C1:1", "U1", "What are the targets?", "C1"),
+                                    on_token=lambda t: tokens.append((t, threading.current_thread().name))))
+    assert "".join(t for t, _ in tokens).strip() == reply.answer.text
+    assert {name for _, name in tokens} == {responder.thread} != {threading.main_thread().name}
+
+
+def test_core_streams_nothing_for_a_refusal(bot_settings, feedback) -> None:
+    core = make_core(StreamingResponder(), bot_settings, feedback, slack_allowed_channels=["C1"])
+    tokens: list[str] = []
+    reply = asyncio.run(core.handle(IncomingMessage("slack", "C9:1", "U1", "Anything?", "C9"),
+                                    on_token=tokens.append))
+    assert reply.kind == "refused" and tokens == []

@@ -158,16 +158,13 @@ class ChatCore:
                 seconds = max(1, math.ceil(wait))
                 return Reply("rate_limited", RATE_LIMIT_TEXT.format(seconds=seconds), retry_after=wait)
         try:
-            answer = await asyncio.to_thread(self.responder.answer, question, self.history(msg), on_token)
+            answer, answer_id = await asyncio.to_thread(self._answer, msg, question, notice, on_token)
         except Exception:
             logger.exception(
                 "answering failed: %s conversation %s user %s, question of %d characters",
                 msg.platform, msg.conversation_id, msg.user_id, len(question),
             )
             return Reply("error", ERROR_TEXT)
-        if notice:
-            answer = replace(answer, notice="\n".join(filter(None, (notice, answer.notice))))
-        answer_id = await asyncio.to_thread(self._record, msg, question, answer)
         self._remember(msg, Turn(question, answer.text))
         return Reply("answer" if answer.found else "declined", answer.text, answer, answer_id)
 
@@ -222,6 +219,18 @@ class ChatCore:
         except sqlite3.Error:
             logger.exception("could not read answer %s", answer_id)
             return None
+
+    def _answer(self, msg: IncomingMessage, question: str, notice: str,
+                on_token: TokenCallback | None) -> tuple[Answer, int | None]:
+        """The answer and its feedback id, made on one worker thread.
+
+        A second trip to the thread pool for storing would queue behind every question of a burst: even the
+        first asker would hear back only once the last question had been answered.
+        """
+        answer = self.responder.answer(question, self.history(msg), on_token)
+        if notice:
+            answer = replace(answer, notice="\n".join(filter(None, (notice, answer.notice))))
+        return answer, self._record(msg, question, answer)
 
     def _record(self, msg: IncomingMessage, question: str, answer: Answer) -> int | None:
         # A full disk, a locked database or text SQLite cannot encode must not cost the user the answer:

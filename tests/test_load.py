@@ -2,17 +2,26 @@
 
 ``bench/load.py`` sends the burst in a child process (so its peak RSS is the bot's own) and reports it as
 JSON; here the behaviour is asserted (no error, the rate limit holds for the two flooders and nobody else)
-and the figures printed for RELIABILITY.md. Timings are recorded, not asserted.
+and the figures printed for RELIABILITY.md. Timings are recorded, not asserted; what is asserted is the
+order a burst is served in: the first askers hear back while later questions are still waiting.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from bot.core import ChatCore, IncomingMessage
+from bot.feedback import FeedbackStore
+from bot.settings import BotSettings
+from retrieval.types import Answer
+from tests.conftest import RecordingResponder, build_answer
 
 ROOT = Path(__file__).parent.parent
 
@@ -32,3 +41,29 @@ def test_load_200_concurrent_questions_from_50_users_no_errors_rate_limits_hold(
         assert kinds["rate_limited"] == 23
     assert result["kinds"]["rate_limited"] == 46
     assert result["peak_rss_mb"] < 1536
+
+
+def test_core_burst_first_askers_hear_back_before_the_last_answers_start(bot_settings: BotSettings) -> None:
+    starts: list[float] = []
+
+    def slow(question: str) -> Answer:
+        starts.append(time.monotonic())
+        time.sleep(0.03)
+        return build_answer(question=question)
+
+    settings = BotSettings(retrieval=bot_settings.retrieval, rate_limit_questions=0, _env_file=None)
+    feedback = FeedbackStore.open(settings.retrieval)
+    core = ChatCore(RecordingResponder(slow), settings, feedback)
+
+    async def ask(n: int) -> float:
+        reply = await core.handle(IncomingMessage("telegram", f"c{n}", f"u{n}", f"question {n}", f"c{n}"))
+        assert reply.kind == "answer" and reply.answer_id is not None
+        return time.monotonic()
+
+    async def burst() -> list[float]:
+        return await asyncio.gather(*(ask(n) for n in range(60)))
+
+    replied = asyncio.run(burst())
+    feedback.close()
+    assert len(starts) == 60
+    assert min(replied) < max(starts)  # someone had their answer before the last question was even begun

@@ -158,7 +158,8 @@ class ChatCore:
                 seconds = max(1, math.ceil(wait))
                 return Reply("rate_limited", RATE_LIMIT_TEXT.format(seconds=seconds), retry_after=wait)
         try:
-            answer, answer_id = await asyncio.to_thread(self._answer, msg, question, notice, on_token)
+            answer, answer_id = await asyncio.to_thread(self._answer, msg, question, self.history(msg), notice,
+                                                        on_token)
         except Exception:
             logger.exception(
                 "answering failed: %s conversation %s user %s, question of %d characters",
@@ -220,14 +221,14 @@ class ChatCore:
             logger.exception("could not read answer %s", answer_id)
             return None
 
-    def _answer(self, msg: IncomingMessage, question: str, notice: str,
+    def _answer(self, msg: IncomingMessage, question: str, history: Sequence[Turn], notice: str,
                 on_token: TokenCallback | None) -> tuple[Answer, int | None]:
         """The answer and its feedback id, made on one worker thread.
 
         A second trip to the thread pool for storing would queue behind every question of a burst: even the
         first asker would hear back only once the last question had been answered.
         """
-        answer = self.responder.answer(question, self.history(msg), on_token)
+        answer = self.responder.answer(question, history, on_token)
         if notice:
             answer = replace(answer, notice="\n".join(filter(None, (notice, answer.notice))))
         return answer, self._record(msg, question, answer)

@@ -47,10 +47,14 @@ class Draft:
         text = _SPACE_BEFORE_PUNCTUATION.sub(r"\1", text)
         return _SPACES.sub(" ", text).strip()
 
-    def add(self, token: str) -> str:
-        """Take the next token; return what it adds to ``text``, for a terminal that prints as it goes."""
+    def append(self, token: str) -> None:
+        """Take the next token."""
         with self._lock:
             self._tokens.append(token)
+
+    def add(self, token: str) -> str:
+        """Take the next token; return what it adds to ``text``, for a terminal that prints as it goes."""
+        self.append(token)
         text = self.text
         with self._lock:
             # Text held back (a marker in the making, trailing space) can change what it follows only in
@@ -86,7 +90,7 @@ class LivePreview:
 
     def on_token(self, token: str) -> None:
         """Take a token; callable from any thread."""
-        self.draft.add(token)
+        self.draft.append(token)
         if self._loop is not None:
             # A closed loop means the handler was cancelled: nobody waits for this preview any more.
             with suppress(RuntimeError):

@@ -6,6 +6,10 @@ Telegram message becomes an ``IncomingMessage``, the core's ``Reply`` becomes Te
 ``bot.render``. In private chats every text message is a question; in groups only a message that mentions
 the bot, replies to one of its messages or starts with ``/ask``. Edited messages, channel posts and other
 bots' messages are ignored.
+
+A language-model answer is shown while it is written: its first words arrive as a plain-text reply to the
+question, edited about once a second (``bot.streaming``), and that message then becomes the verified answer
+with its sources and buttons. Extractive answers are sent once, complete.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from bot import render
 from bot.core import REFUSAL_TEXT, ChatCore, IncomingMessage, Reply
 from bot.feedback import StoredAnswer
 from bot.settings import BotSettings
+from bot.streaming import LivePreview
 from retrieval.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -356,14 +361,48 @@ def _strip_mention(text: str, username: str) -> str:
 
 
 async def _answer(update: Update, context: Context, question: str) -> None:
-    """Ask the core, showing "typing…" meanwhile, and reply to the asking message."""
+    """Ask the core, showing "typing…" and the answer being written meanwhile, and reply to the asking message."""
     message = update.effective_message
     incoming = await _admit(update, context, question)
     if message is None or incoming is None:
         return
-    async with _typing(message):
-        reply = await _core(context).handle(incoming)
-    await _deliver(message, reply)
+    draft = _Draft(message)
+    async with _typing(message), LivePreview(draft.show) as preview:
+        reply = await _core(context).handle(incoming, on_token=preview.on_token)
+    await _deliver(message, reply, draft if draft.sent else None)
+
+
+class _Draft:
+    """The plain-text message an answer is written into while the language model streams it."""
+
+    def __init__(self, question: Message) -> None:
+        self.question = question
+        self.sent: Message | None = None
+        self._text = ""
+
+    async def show(self, text: str) -> None:
+        """Send ``text`` replying to the question, or edit the message already sent to it."""
+        text = render.telegram_draft(text)
+        if text == self._text:  # Telegram refuses an edit that changes nothing
+            return
+        if self.sent is None:
+            self.sent = await self.question.reply_text(text, reply_parameters=_reply_to(self.question),
+                                                       link_preview_options=_NO_PREVIEW)
+        else:
+            await self.sent.edit_text(text, link_preview_options=_NO_PREVIEW)
+        self._text = text
+
+    async def replace(self, text: str, **kwargs: Any) -> Message | bool:
+        """Edit the sent draft into ``text``; when the draft was deleted meanwhile, reply with ``text`` anew."""
+        if self.sent is None:
+            raise ValueError("no draft was sent")
+        try:
+            return await self.sent.edit_text(text, **kwargs)
+        except BadRequest as exc:
+            if "not found" not in exc.message:
+                raise
+            logger.info("the answer's draft in chat %s is gone; sending the answer anew", self.question.chat_id)
+            return await self.question.reply_text(text, reply_parameters=_reply_to(self.question), **kwargs)
 
 
 @asynccontextmanager
@@ -389,17 +428,26 @@ async def _typing(message: Message) -> AsyncIterator[None]:
         await task
 
 
-async def _deliver(message: Message, reply: Reply) -> None:
-    """Send a reply: an answer as HTML parts, the first replying to the question, buttons on the last."""
+async def _deliver(message: Message, reply: Reply, draft: _Draft | None = None) -> None:
+    """Send a reply: an answer as HTML parts, the first replying to the question, buttons on the last.
+
+    The first part replaces the ``draft`` the answer was streamed into, when one was sent.
+    """
     if reply.answer is None:
-        await message.reply_text(reply.text, reply_parameters=_reply_to(message))
+        if draft is None:
+            await message.reply_text(reply.text, reply_parameters=_reply_to(message))
+        else:
+            await draft.replace(reply.text)
         return
     parts = render.to_telegram_html(reply.answer)
     keyboard = _answer_keyboard(reply)
     for i, part in enumerate(parts):
-        send = partial(message.reply_text, do_quote=False, link_preview_options=_NO_PREVIEW,
-                       reply_parameters=_reply_to(message) if i == 0 else None,
-                       reply_markup=keyboard if i == len(parts) - 1 else None)
+        markup = keyboard if i == len(parts) - 1 else None
+        if i == 0 and draft is not None:
+            send = partial(draft.replace, link_preview_options=_NO_PREVIEW, reply_markup=markup)
+        else:
+            send = partial(message.reply_text, do_quote=False, link_preview_options=_NO_PREVIEW,
+                           reply_parameters=_reply_to(message) if i == 0 else None, reply_markup=markup)
         await _html_or_plain(send, part)
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -109,6 +112,25 @@ class RecordingResponder:
     def answer(self, question: str, history: Sequence[Turn], on_token: TokenCallback | None = None) -> Answer:
         self.calls.append((question, list(history)))
         return self._answer(question)
+
+
+class StreamingResponder(RecordingResponder):
+    """A ``RecordingResponder`` that first writes each answer's text to ``on_token`` word by word, ``pace``
+    seconds apart, as a language model does; ``threads`` names the threads it answered on."""
+
+    def __init__(self, answer: Callable[[str], Answer] | None = None, *, pace: float = 0.0) -> None:
+        super().__init__(answer)
+        self.pace = pace
+        self.threads: set[str] = set()
+
+    def answer(self, question: str, history: Sequence[Turn], on_token: TokenCallback | None = None) -> Answer:
+        answer = super().answer(question, history, on_token)
+        self.threads.add(threading.current_thread().name)
+        for word in re.findall(r"\s*\S+", answer.text):
+            if on_token is not None:
+                on_token(word)
+                time.sleep(self.pace)
+        return answer
 
 
 @pytest.fixture

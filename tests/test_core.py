@@ -11,7 +11,7 @@ import pytest
 from bot.core import ChatCore, IncomingMessage, Reply, Turn
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
-from tests.conftest import RecordingResponder, build_answer
+from tests.conftest import RecordingResponder, StreamingResponder, build_answer
 
 
 class Clock:
@@ -194,22 +194,6 @@ def test_core_concurrent_questions_are_all_answered_within_limits(core, feedback
     assert len({r.answer_id for r in replies if r.answer_id}) == 205
 
 
-class StreamingResponder(RecordingResponder):
-    """Writes its answer word by word to ``on_token`` first, as a language model does, noting the thread."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.thread = ""
-
-    def answer(self, question, history, on_token=None):
-        answer = super().answer(question, history, on_token)
-        self.thread = threading.current_thread().name
-        for word in answer.text.split(" "):
-            if on_token is not None:
-                on_token(word + " ")
-        return answer
-
-
 def test_core_passes_tokens_from_the_worker_thread_to_the_adapter(bot_settings, feedback) -> None:
     responder = StreamingResponder()
     core = make_core(responder, bot_settings, feedback)
@@ -217,7 +201,7 @@ def test_core_passes_tokens_from_the_worker_thread_to_the_adapter(bot_settings, 
     reply = asyncio.run(core.handle(IncomingMessage("slack", "C1:1", "U1", "What are the targets?", "C1"),
                                     on_token=lambda t: tokens.append((t, threading.current_thread().name))))
     assert "".join(t for t, _ in tokens).strip() == reply.answer.text
-    assert {name for _, name in tokens} == {responder.thread} != {threading.main_thread().name}
+    assert {name for _, name in tokens} == responder.threads != {threading.main_thread().name}
 
 
 def test_core_streams_nothing_for_a_refusal(bot_settings, feedback) -> None:

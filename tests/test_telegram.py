@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
+from pydantic import SecretStr
 
 from bot import render
 from bot.app import build_core
@@ -36,11 +37,13 @@ from bot.telegram_adapter import (
     webhook_options,
 )
 from retrieval.errors import ConfigError
+from retrieval.grounding import sentence_spans
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
 from retrieval.types import Answer
 from tests.chroma_server import free_port
-from tests.conftest import RecordingResponder, build_answer
+from tests.conftest import RecordingResponder, StreamingResponder, build_answer
+from tests.emulators.openai_server import OpenAIEmulator, Reply
 from tests.emulators.telegram_api import (
     BOT_USER,
     TelegramEmulator,
@@ -48,6 +51,7 @@ from tests.emulators.telegram_api import (
     group_chat,
     private_chat,
     user,
+    utf16_len,
 )
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -148,6 +152,7 @@ def test_telegram_answers_a_private_question_with_cited_html(
         assert typing.params["action"] == "typing"
 
     serve(core, configure(), scenario)
+    assert not telegram.calls("editMessageText")  # an extractive answer arrives once, complete
     assert telegram.calls("getUpdates")[0].params["allowed_updates"] == ["message", "callback_query"]
     assert [c["command"] for c in telegram.delivered("setMyCommands")[0].params["commands"]] == ["ask", "help"]
 
@@ -420,6 +425,149 @@ def test_telegram_slow_question_keeps_typing_and_holds_no_one_up(
         serve(core, settings, scenario)
     finally:
         release.set()
+
+
+# --- language-model answers, shown while they are written ------------------------------------------------
+
+TME_QUESTION = "What are the therapeutic targets in the tumor microenvironment?"
+
+
+@pytest.fixture
+def openai() -> Iterator[OpenAIEmulator]:
+    with OpenAIEmulator() as server:
+        yield server
+
+
+def llm_pipeline(seeds: Pipeline, base_url: str, **overrides: Any) -> Pipeline:
+    """The seeds' index, answered by the language model at ``base_url`` (short timeout, no retries)."""
+    settings = seeds.settings.model_copy(update={"openai_api_key": SecretStr("sk-test"), "openai_base_url": base_url,
+                                                 "llm_timeout": 2.0, "llm_max_retries": 0, **overrides})
+    return Pipeline(settings, embedder=seeds.store.embedder, store=seeds.store)
+
+
+def cited_reply(pipeline: Pipeline, question: str, extra: str = "") -> str:
+    """A model's answer quoting the two best passages for ``question``, cited as the prompt numbers them."""
+    passages = pipeline.search(question).passages
+    quotes = [max((p.text[a:b] for a, b in sentence_spans(p.text)), key=len).rstrip(".") for p in passages[:2]]
+    return f"{quotes[0]} [1]. {extra}{quotes[1]} [2]."
+
+
+def is_html(call: Any) -> bool:
+    return call.params.get("parse_mode") == "HTML"
+
+
+def test_telegram_streams_an_llm_answer_then_edits_in_the_verified_one(
+    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, seeds_pipeline: Pipeline,
+    openai: OpenAIEmulator,
+) -> None:
+    pipeline = llm_pipeline(seeds_pipeline, openai.url)
+    openai.script(Reply(cited_reply(pipeline, TME_QUESTION), pace=0.04))
+    settings = configure()
+    core = cores(settings, pipeline)
+
+    async def scenario() -> None:
+        question = telegram.send(private_chat(ADA), ADA, TME_QUESTION)
+        [final] = await telegram.wait_for("editMessageText", where=is_html)
+        [draft] = telegram.delivered("sendMessage")
+        assert replies_to(question)(draft) and not is_html(draft)
+        partial_edits = [c.text for c in telegram.delivered("editMessageText") if not is_html(c)]
+        assert partial_edits, "the draft was never updated while the answer was written"
+        shown = [draft.text, *partial_edits]
+        assert all(len(a) < len(b) for a, b in zip(shown, shown[1:], strict=False))
+        assert not any("[" in text for text in shown)  # the prompt's numbers are not the answer's
+        assert final.params["message_id"] == draft.result["message_id"]
+        assert "[1]" in final.text and "[2]" in final.text and "<b>Sources</b>" in final.text
+        answer_id = int(final.buttons[0]["callback_data"].removeprefix("src:"))
+        assert [b["callback_data"] for b in final.buttons] == [
+            f"src:{answer_id}", f"vote:{answer_id}:1", f"vote:{answer_id}:-1"]
+        assert telegram.bot_message(draft)["text"] == final.text
+        assert core.passages_for(answer_id).mode == "llm"
+
+    serve(core, settings, scenario)
+    assert len(telegram.delivered("sendMessage")) == 1
+
+
+def test_telegram_never_shows_a_citation_of_a_passage_that_was_not_retrieved(
+    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, seeds_pipeline: Pipeline,
+    openai: OpenAIEmulator,
+) -> None:
+    pipeline = llm_pipeline(seeds_pipeline, openai.url, top_k=4)
+    invented = "Radiotherapy cures most tumours within two weeks [7]. "
+    openai.script(Reply(cited_reply(pipeline, TME_QUESTION, extra=invented), pace=0.02))
+    settings = configure()
+    core = cores(settings, pipeline)
+
+    async def scenario() -> None:
+        telegram.send(private_chat(ADA), ADA, TME_QUESTION)
+        [final] = await telegram.wait_for("editMessageText", where=is_html)
+        shown = [c.text for c in telegram.delivered("sendMessage") + telegram.delivered("editMessageText")]
+        assert not any("[7]" in text for text in shown)
+        assert "Radiotherapy" not in final.text and "1 unsupported sentence(s) removed." in final.text
+        assert "[1]" in final.text and "[2]" in final.text
+
+    serve(core, settings, scenario)
+    prompt = openai.requests[0].body["messages"][-1]["content"]
+    assert "[4] " in prompt and "[5] " not in prompt
+
+
+def test_telegram_llm_endpoint_down_sends_the_extractive_answer_with_a_notice(
+    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, seeds_pipeline: Pipeline,
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}/v1"
+    settings = configure()
+    core = cores(settings, llm_pipeline(seeds_pipeline, down))
+
+    async def scenario() -> None:
+        question = telegram.send(private_chat(ADA), ADA, TME_QUESTION)
+        [answer] = await telegram.wait_for("sendMessage")
+        assert replies_to(question)(answer) and is_html(answer)
+        assert f"<i>The language model is unavailable (cannot connect to {down}); showing the extractive " \
+               "answer.</i>" in answer.text
+        assert "[1]" in answer.text and "<b>Sources</b>" in answer.text and answer.buttons
+
+    serve(core, settings, scenario)
+    assert not telegram.calls("editMessageText")
+
+
+def test_telegram_long_streamed_answer_fills_the_draft_then_sends_the_rest(
+    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any
+) -> None:
+    paragraphs = [f"Finding {i}: " + "fibroblasts remodel the matrix and recruit macrophages " * 5
+                  + f"[{i % 2 + 1}]." for i in range(25)]
+    answer = build_answer("\n\n".join(paragraphs), mode="llm")
+    expected = render.to_telegram_html(answer)
+    settings = configure()
+    core = cores(settings, StreamingResponder(lambda q: answer, pace=0.001))
+
+    async def scenario() -> None:
+        question = telegram.send(private_chat(ADA), ADA, "Tell me everything about fibroblasts")
+        rest = await telegram.wait_for("sendMessage", len(expected))  # the draft, then the other parts
+        [final] = await telegram.wait_for("editMessageText", where=is_html)
+        draft = rest.pop(0)
+        assert replies_to(question)(draft) and final.params["message_id"] == draft.result["message_id"]
+        assert [final.text, *(p.text for p in rest)] == expected
+        assert not any(p.params.get("reply_parameters") for p in rest)
+        assert rest[-1].buttons and not final.buttons
+        drafts = [draft.text] + [c.text for c in telegram.delivered("editMessageText") if not is_html(c)]
+        assert drafts[-1].endswith("…") and max(map(utf16_len, drafts)) <= 4096  # long drafts are cut
+
+    serve(core, settings, scenario)
+
+
+def test_telegram_answer_whose_draft_was_deleted_is_sent_anew(
+    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any
+) -> None:
+    settings = configure()
+    core = cores(settings, StreamingResponder(pace=0.3))
+
+    async def scenario() -> None:
+        question = telegram.send(private_chat(ADA), ADA, "What are the therapeutic targets in the TME?")
+        [draft] = await telegram.wait_for("sendMessage")
+        telegram.delete(draft)
+        [_, answer] = await telegram.wait_for("sendMessage", 2)
+        assert replies_to(question)(answer) and is_html(answer) and "<b>Sources</b>" in answer.text
+
+    serve(core, settings, scenario)
 
 
 def test_telegram_webhook_accepts_only_the_secret_token(

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,10 +26,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Reply:
-    """A normal answer; streamed word by word when the client asks for a stream."""
+    """A normal answer; streamed word by word when the client asks for a stream, ``pace`` seconds apart."""
 
     text: str
     usage: tuple[int, int] | None = (120, 30)  # prompt and completion tokens, sent when not None
+    pace: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,8 @@ def _respond(handler: BaseHTTPRequestHandler, emulator: OpenAIEmulator, act: Beh
         _send_events(handler, [*map(json.dumps, events), act.garbage])
     elif body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        _send_events(handler, [json.dumps(e) for e in _stream_events(model, act, include_usage)] + ["[DONE]"])
+        events = [json.dumps(e) for e in _stream_events(model, act, include_usage)] + ["[DONE]"]
+        _send_events(handler, events, pause=lambda: emulator.stopping.wait(act.pace))
     else:
         _send_json(handler, 200, _completion(model, act))
 
@@ -197,11 +200,15 @@ def _send_json(handler: BaseHTTPRequestHandler, code: int, payload: dict[str, An
     handler.wfile.write(data)
 
 
-def _send_events(handler: BaseHTTPRequestHandler, datas: list[str]) -> None:
+def _send_events(
+    handler: BaseHTTPRequestHandler, datas: list[str], pause: Callable[[], object] = lambda: None
+) -> None:
     handler.send_response(200)
     handler.send_header("Content-Type", "text/event-stream")
     handler.send_header("Cache-Control", "no-cache")
     handler.end_headers()
-    for data in datas:
+    for i, data in enumerate(datas):
+        if i:
+            pause()
         handler.wfile.write(f"data: {data}\n\n".encode())
         handler.wfile.flush()

@@ -248,6 +248,11 @@ class TelegramEmulator:
         with self._changed:
             return self._messages[(call.result["chat"]["id"], call.result["message_id"])]
 
+    def delete(self, call: ApiCall) -> None:
+        """Delete the bot's message sent by ``call``, as a user may in a private chat."""
+        with self._changed:
+            del self._messages[(call.result["chat"]["id"], call.result["message_id"])]
+
     # --- scripting ---------------------------------------------------------------------------------------
 
     def fail_next(self, method: str, status: int, description: str, *, retry_after: int | None = None) -> None:

@@ -161,7 +161,9 @@ def test_fault_chroma_server_killed_mid_index_then_restarted_loses_nothing(
     thread, outcome = index_in_thread(pipeline, corpus)
     at_kill = wait_until(observer.count)
     server.kill()
+    killed = time.monotonic()
     thread.join(timeout=30)
+    failed_after = time.monotonic() - killed
     assert not thread.is_alive(), "indexing hung after the store died"
     assert isinstance(outcome.get("error"), StoreError), outcome
     assert "Chroma" in str(outcome["error"]) and "\n" not in str(outcome["error"]).strip()
@@ -171,7 +173,8 @@ def test_fault_chroma_server_killed_mid_index_then_restarted_loses_nothing(
     rerun = Pipeline(settings)
     report = rerun.index([corpus])
     total = assert_index_complete(rerun.store, corpus, settings)
-    print(f"chroma server: {at_kill} chunks seen before SIGKILL ({outcome['error']}), {survived} after restart, "
+    print(f"chroma server: {at_kill} chunks seen before SIGKILL, failed {failed_after:.2f} s later "
+          f"({outcome['error']}), {survived} after restart, "
           f"re-run embedded {report.chunks_embedded}, final {total}, lost 0")
     assert len(report.added) + len(report.updated) + len(report.unchanged) == N_DOCS
     assert report.skipped == [] and report.removed == []

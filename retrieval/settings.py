@@ -42,6 +42,10 @@ class RetrievalSettings(BaseSettings):
     )
     chroma_port: int = Field(8000, validation_alias=_env("CHROMA_PORT"), description="Chroma server port.")
     chroma_ssl: bool = Field(False, validation_alias=_env("CHROMA_SSL"), description="HTTPS to the server.")
+    chroma_timeout: float = Field(30.0, gt=0, description="Seconds a Chroma server may take to answer a request.")
+    max_file_mb: float = Field(
+        50.0, gt=0, description="Larger files are skipped: embedding them would take hours on a CPU."
+    )
 
     embedder: Literal["minilm-l6-int8", "paraphrase-minilm-l3"] = Field(
         "minilm-l6-int8", description="Packaged embedding model (see BENCHMARKS.md for the choice)."

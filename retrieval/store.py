@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import chromadb
+import httpx
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from langchain_core.documents import Document
@@ -59,17 +60,29 @@ def chunk_id(root: str, source: str, index: int) -> str:
     return f"{digest}:{index}"
 
 
+def _http_client(settings: RetrievalSettings, chroma_settings: ChromaSettings) -> chromadb.ClientAPI:
+    """An ``HttpClient`` whose requests time out: chromadb's own wait forever on a frozen server."""
+    scheme = "https" if settings.chroma_ssl else "http"
+    # The client's constructor already talks to the server: check it answers in time first.
+    httpx.get(f"{scheme}://{settings.chroma_host}:{settings.chroma_port}/api/v2/heartbeat",
+              timeout=settings.chroma_timeout).raise_for_status()
+    client = chromadb.HttpClient(
+        host=settings.chroma_host, port=settings.chroma_port, ssl=settings.chroma_ssl, settings=chroma_settings
+    )
+    session = getattr(getattr(client, "_server", None), "_session", None)  # chromadb 1.5: an httpx.Client
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(settings.chroma_timeout)
+    else:
+        logger.warning("cannot set a timeout on this chromadb version's HTTP client")
+    return client
+
+
 def make_client(settings: RetrievalSettings) -> chromadb.ClientAPI:
     """A Chroma client: ``HttpClient`` when CHROMA_HOST is set, else a store in the data directory."""
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     try:
         if settings.chroma_host:
-            return chromadb.HttpClient(
-                host=settings.chroma_host,
-                port=settings.chroma_port,
-                ssl=settings.chroma_ssl,
-                settings=chroma_settings,
-            )
+            return _http_client(settings, chroma_settings)
         path = settings.data_dir / "chroma"
         path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=chroma_settings)

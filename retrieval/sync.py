@@ -58,6 +58,7 @@ class _Item:
 
     root: str
     source: str
+    size: int  # bytes (characters for documents already in memory)
     digest: Callable[[], str]
     load: Callable[[], LoadedDocument]
 
@@ -91,7 +92,7 @@ def sync(
         elif not ours(item[0]):
             path, root = item
             items.append(
-                _Item(str(root.resolve()), path.relative_to(root).as_posix(),
+                _Item(str(root.resolve()), path.relative_to(root).as_posix(), path.stat().st_size,
                       lambda p=path: file_hash(p), lambda p=path, r=root: load(p, r))
             )
     _run(items, folders, store, settings, report, progress)
@@ -107,7 +108,7 @@ def sync_documents(
     progress: ProgressFn | None = None,
 ) -> SyncReport:
     """Index documents already in memory (e.g. a benchmark corpus) as the complete contents of ``root``."""
-    items = [_Item(root, d.source, lambda d=d: d.content_hash, lambda d=d: d) for d in docs]
+    items = [_Item(root, d.source, len(d.text), lambda d=d: d.content_hash, lambda d=d: d) for d in docs]
     report = SyncReport()
     _run(items, {root}, store, settings, report, progress)
     return report
@@ -138,6 +139,11 @@ def _run(items: Sequence[_Item], prune: set[str], store: ChunkStore, settings: R
 
 def _sync_one(item: _Item, state: DocState | None, batch: _Batch, settings: RetrievalSettings) -> None:
     report = batch.report
+    limit = settings.max_file_mb * 1024 * 1024
+    if item.size > limit:
+        reason = f"too large ({item.size / 2**20:.1f} MB; the limit is CITEBOT_MAX_FILE_MB={settings.max_file_mb:g})"
+        report.skipped.append(Skipped(item.source, reason))
+        return
     try:
         if state and state.complete and state.doc_hash == item.digest():
             report.unchanged.append(item.source)

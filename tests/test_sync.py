@@ -104,3 +104,12 @@ def test_sync_never_indexes_its_own_data_dir(tmp_path: Path) -> None:
     report = pipeline.index([tmp_path])
     assert report.unchanged == ["notes.txt"]
     assert report.skipped == []
+
+
+def test_sync_file_over_the_size_limit_is_skipped_with_reason(tmp_path: Path, docs: Path) -> None:
+    (docs / "huge.txt").write_text("Tumour stroma. " * 200)  # 3,000 bytes
+    pipeline = Pipeline(RetrievalSettings(data_dir=tmp_path / "data", max_file_mb=0.002))  # about 2 KB
+    report = pipeline.index([docs])
+    assert [s.source for s in report.skipped] == ["huge.txt"]
+    assert "CITEBOT_MAX_FILE_MB" in report.skipped[0].reason
+    assert sorted(report.added) == ["fibroblasts.md", "vessels.txt"]

@@ -11,7 +11,10 @@ What users see:
   whole direct-message channel; replies in a thread are answered in that thread, with its history;
 - ``/ask QUESTION`` is acknowledged at once (the command shows in the channel), then answered for the channel
   to see: a help desk's answers are shared knowledge, and a visible answer can carry buttons and a thread;
-- refusals, rate limits and usage hints go only to the asker (ephemeral); a failure gets a short apology.
+- refusals, rate limits and usage hints go only to the asker (ephemeral); a failure gets a short apology;
+- a language-model answer to a mention or direct message is shown while it is written: its first words are
+  posted where the answer goes, updated about once a second (``bot.streaming``), and that message is then
+  updated into the verified answer with its sources and buttons. ``/ask`` answers arrive complete.
 
 Slack re-delivers an event it thinks was missed with the same ``event_id``: seen ids are remembered (a bounded
 set) and a re-delivery is acknowledged without a second answer.
@@ -42,6 +45,7 @@ from bot import render
 from bot.app import build_core
 from bot.core import ERROR_TEXT, ChatCore, IncomingMessage, Reply
 from bot.settings import BotSettings
+from bot.streaming import LivePreview
 from retrieval.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -228,12 +232,48 @@ class _Listeners:
         msg = IncomingMessage("slack", conversation, user, question, channel, context.team_id or "")
         if self.core.is_allowed(msg):  # a channel the bot does not serve sees no reaction
             _react(client, channel, event["ts"])
-        reply = asyncio.run(self.core.handle(msg))
-        _show(reply,
-              post=partial(client.chat_postMessage, channel=channel, thread_ts=thread_ts, unfurl_links=False,
-                           unfurl_media=False),
+        draft = _Draft(client, channel, thread_ts)
+        reply = asyncio.run(self._handle_streaming(msg, draft))
+        _show(reply, post=draft.replace if draft.ts else draft.post,
               whisper=lambda text: client.chat_postEphemeral(channel=channel, user=user, text=text,
                                                              thread_ts=thread_ts))
+
+    async def _handle_streaming(self, msg: IncomingMessage, draft: _Draft) -> Reply:
+        """The core's reply, the answer shown in ``draft`` while a language model writes it."""
+        async with LivePreview(draft.show) as preview:
+            return await self.core.handle(msg, on_token=preview.on_token)
+
+
+class _Draft:
+    """The message in the asker's thread an answer is written into while the language model streams it."""
+
+    def __init__(self, client: WebClient, channel: str, thread_ts: str | None) -> None:
+        self.client, self.channel, self.thread_ts = client, channel, thread_ts
+        self.ts: str | None = None  # of the draft, once posted
+
+    async def show(self, text: str) -> None:
+        """Post ``text`` as the draft, or update the draft already posted to it."""
+        text = render.slack_draft(text)
+        if self.ts is None:
+            response = await asyncio.to_thread(self.post, text=text)
+            self.ts = response["ts"]
+        else:
+            await asyncio.to_thread(self.client.chat_update, channel=self.channel, ts=self.ts, text=text)
+
+    def post(self, **message: Any) -> Any:
+        """A new message in the thread."""
+        return self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, unfurl_links=False,
+                                            unfurl_media=False, **message)
+
+    def replace(self, **message: Any) -> Any:
+        """Update the posted draft into ``message``; a new message when the draft was deleted meanwhile."""
+        try:
+            return self.client.chat_update(channel=self.channel, ts=self.ts, **message)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "message_not_found":
+                raise
+            logger.info("the answer's draft in %s is gone; posting the answer anew", self.channel)
+            return self.post(**message)
 
 
 def _show(reply: Reply, *, post: Callable[..., Any], whisper: Callable[[str], Any]) -> None:

@@ -6,7 +6,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from bot.settings import BotSettings
 from retrieval.prompts import NOT_FOUND_PROMPT
 from retrieval.settings import RetrievalSettings
 from retrieval.types import Answer, Citation, Passage
+from tests.emulators.openai_server import OpenAIEmulator
 
 # Variables a developer's shell may carry that would change what the tests see.
 _LEAKY_PREFIXES = ("CITEBOT_", "OPENAI_", "TELEGRAM_", "SLACK_", "CHROMA_")
@@ -136,3 +137,10 @@ class StreamingResponder(RecordingResponder):
 @pytest.fixture
 def responder() -> RecordingResponder:
     return RecordingResponder()
+
+
+@pytest.fixture
+def openai() -> Iterator[OpenAIEmulator]:
+    """An OpenAI-compatible server on 127.0.0.1, scripted by the test."""
+    with OpenAIEmulator() as server:
+        yield server

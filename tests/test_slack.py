@@ -33,7 +33,9 @@ from bot.settings import BotSettings
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
 from tests.conftest import RecordingResponder, build_answer
+from tests.emulators.openai_server import Reply
 from tests.emulators.slack_api import SlackEmulator
+from tests.llm_pipelines import cited_reply, llm_pipeline
 
 SEEDS = Path(__file__).parent.parent / "seeds"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -205,6 +207,42 @@ def test_slack_mention_answered_in_thread_with_citations_and_buttons(start_bot, 
     assert methods == ["reactions.add", "chat.postMessage"]  # 👀 first, on the asking message
     reaction = slack.calls("reactions.add")[0].args
     assert (reaction["channel"], reaction["timestamp"], reaction["name"]) == (HELPDESK, event["ts"], "eyes")
+
+
+def test_slack_streams_an_llm_answer_then_updates_in_the_verified_one(start_bot, slack, pipeline, openai) -> None:
+    llm = llm_pipeline(pipeline, openai.url)
+    openai.script(Reply(cited_reply(llm, TME, extra="Radiotherapy cures most tumours [7]. "), pace=0.04))
+    bot = start_bot(PipelineResponder(llm))
+    event = mention(TME)
+    bot.event(event)
+    [final] = slack.wait_for("chat.update", where=lambda update: "blocks" in update)
+    [draft] = slack.wait_for("chat.postMessage")
+    assert draft["thread_ts"] == event["ts"] and "blocks" not in draft
+    updates = slack.wait_for("chat.update")
+    partial = [u["text"] for u in updates if "blocks" not in u]
+    assert partial, "the draft was never updated while the answer was written"
+    assert all(u["ts"] == final["ts"] for u in updates) and final["channel"] == HELPDESK
+    shown = [draft["text"], *partial]
+    assert all(len(a) < len(b) for a, b in zip(shown, shown[1:], strict=False))
+    assert not any("[" in text for text in shown)  # the prompt's numbers are not the answer's
+    blocks = texts(final["blocks"])
+    assert "[1]" in blocks and "[2]" in blocks and "[7]" not in blocks and "Radiotherapy" not in blocks
+    assert "1 unsupported sentence(s) removed." in blocks
+    assert final["text"] and "[1]" in final["text"]  # the notification fallback
+    actions = next(b for b in final["blocks"] if b["type"] == "actions")
+    assert [e["action_id"] for e in actions["elements"]] == [
+        render.ACTION_SOURCES, render.ACTION_VOTE_UP, render.ACTION_VOTE_DOWN]
+    time.sleep(0.3)
+    assert len(slack.calls("chat.postMessage")) == 1
+
+
+def test_slack_llm_endpoint_down_posts_the_extractive_answer_with_a_notice(start_bot, slack, pipeline) -> None:
+    down = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
+    bot = start_bot(PipelineResponder(llm_pipeline(pipeline, down)))
+    bot.event(mention(TME))
+    [post] = slack.wait_for("chat.postMessage")
+    assert f"The language model is unavailable (cannot connect to {down})" in texts(post["blocks"])
+    assert "[1]" in texts(post["blocks"]) and not slack.calls("chat.update")
 
 
 def test_slack_mention_declined_shows_not_found_and_closest_passages(start_bot, slack, pipeline) -> None:

@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from pydantic import SecretStr
 
 from bot import render
 from bot.app import build_core
@@ -37,7 +36,6 @@ from bot.telegram_adapter import (
     webhook_options,
 )
 from retrieval.errors import ConfigError
-from retrieval.grounding import sentence_spans
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
 from retrieval.types import Answer
@@ -53,6 +51,7 @@ from tests.emulators.telegram_api import (
     user,
     utf16_len,
 )
+from tests.llm_pipelines import cited_reply, llm_pipeline
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 ADA = user(1001, "Ada")
@@ -430,26 +429,6 @@ def test_telegram_slow_question_keeps_typing_and_holds_no_one_up(
 # --- language-model answers, shown while they are written ------------------------------------------------
 
 TME_QUESTION = "What are the therapeutic targets in the tumor microenvironment?"
-
-
-@pytest.fixture
-def openai() -> Iterator[OpenAIEmulator]:
-    with OpenAIEmulator() as server:
-        yield server
-
-
-def llm_pipeline(seeds: Pipeline, base_url: str, **overrides: Any) -> Pipeline:
-    """The seeds' index, answered by the language model at ``base_url`` (short timeout, no retries)."""
-    settings = seeds.settings.model_copy(update={"openai_api_key": SecretStr("sk-test"), "openai_base_url": base_url,
-                                                 "llm_timeout": 2.0, "llm_max_retries": 0, **overrides})
-    return Pipeline(settings, embedder=seeds.store.embedder, store=seeds.store)
-
-
-def cited_reply(pipeline: Pipeline, question: str, extra: str = "") -> str:
-    """A model's answer quoting the two best passages for ``question``, cited as the prompt numbers them."""
-    passages = pipeline.search(question).passages
-    quotes = [max((p.text[a:b] for a, b in sentence_spans(p.text)), key=len).rstrip(".") for p in passages[:2]]
-    return f"{quotes[0]} [1]. {extra}{quotes[1]} [2]."
 
 
 def is_html(call: Any) -> bool:

@@ -130,10 +130,12 @@ class SlackEmulator:
         with self._changed:
             return [c for c in self._calls if method is None or c.method == method]
 
-    def wait_for(self, method: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """The arguments of the successful calls to ``method``, once there are at least ``count`` of them."""
+    def wait_for(self, method: str, count: int = 1, timeout: float = 10.0, *,
+                 where: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+        """The arguments of the successful calls to ``method`` (that ``where`` accepts), once there are at least
+        ``count`` of them."""
         def ready() -> list[dict[str, Any]] | None:
-            found = [c.args for c in self._calls if c.method == method and c.ok]
+            found = [c.args for c in self._calls if c.method == method and c.ok and (where is None or where(c.args))]
             return found if len(found) >= count else None
         return self._wait(ready, timeout, f"{count} successful {method} call(s)")
 

@@ -23,6 +23,7 @@ from bot import logs, render, slack_adapter, telegram_adapter
 from bot.app import build_core
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
+from bot.streaming import Draft
 from retrieval import evaluate
 from retrieval.errors import CitebotError
 from retrieval.pipeline import Pipeline
@@ -85,12 +86,25 @@ def index(paths: tuple[Path, ...]) -> None:
 @cli.command()
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer, citations and timings as JSON.")
-def ask(question: str, as_json: bool) -> None:
-    """Answer a question from the indexed documents, with citations."""
+@click.option("--no-stream", is_flag=True, help="Do not print the language model's words as they arrive.")
+def ask(question: str, as_json: bool, no_stream: bool) -> None:
+    """Answer a question from the indexed documents, with citations.
+
+    With a language model configured, its words go to stderr as it writes them; the verified answer and its
+    sources follow on stdout.
+    """
     pipeline = _pipeline()
     if pipeline.store.count() == 0:
         raise click.ClickException("nothing is indexed yet: run `citebot index PATH...` first")
-    answer = pipeline.ask(question)
+    draft = Draft()
+
+    def show(token: str) -> None:
+        click.echo(draft.add(token), nl=False, err=True)
+
+    stream = pipeline.llm is not None and not (as_json or no_stream)
+    answer = pipeline.ask(question, on_token=show if stream else None)
+    if draft.text:
+        click.echo("\n", err=True)  # ends the draft's line and sets the verified answer apart
     if as_json:
         click.echo(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
     else:

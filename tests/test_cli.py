@@ -6,6 +6,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bot.cli import cli
+from retrieval.pipeline import Pipeline
+from retrieval.settings import RetrievalSettings
+from tests.emulators.openai_server import OpenAIEmulator, Reply
+from tests.llm_pipelines import cited_reply
 
 SEEDS = Path(__file__).parent.parent / "seeds"
 
@@ -70,3 +74,40 @@ def test_cli_missing_path_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["index", "/no/such/folder"])
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+TME = "What are the therapeutic targets in the TME?"
+
+
+def llm_env(url: str) -> dict[str, str]:
+    return {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": url, "CITEBOT_LLM_TIMEOUT": "2",
+            "CITEBOT_LLM_MAX_RETRIES": "0"}
+
+
+def test_cli_ask_streams_the_llm_words_then_prints_the_verified_answer(openai: OpenAIEmulator) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["index", str(SEEDS)])
+    reply = cited_reply(Pipeline(RetrievalSettings(_env_file=None)), TME, extra="Radiotherapy cures all [7]. ")
+    openai.script(Reply(reply))
+    result = runner.invoke(cli, ["ask", TME], env=llm_env(openai.url))
+    assert result.exit_code == 0, result.output
+    first_words = reply.split(" [1]")[0]
+    assert first_words in result.stderr and "Radiotherapy cures all." in result.stderr
+    assert "[" not in result.stderr  # the draft never shows the prompt's numbers
+    assert result.output.index(first_words) < result.output.index("Sources:")
+    assert result.stdout.startswith("1 unsupported sentence(s) removed.")  # why the verified answer differs
+    assert "[1]" in result.stdout and "[7]" not in result.stdout and "Radiotherapy" not in result.stdout
+
+
+def test_cli_ask_json_and_no_stream_print_only_the_verified_answer(openai: OpenAIEmulator) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["index", str(SEEDS)])
+    reply = cited_reply(Pipeline(RetrievalSettings(_env_file=None)), TME)
+    openai.script(Reply(reply))
+    as_json = runner.invoke(cli, ["ask", "--json", TME], env=llm_env(openai.url))
+    data = json.loads(as_json.stdout)
+    assert data["mode"] == "llm" and data["citations"] and data["usage"]["total_tokens"] == 150
+    plain = runner.invoke(cli, ["ask", "--no-stream", TME], env=llm_env(openai.url))
+    assert "Sources:" in plain.stdout
+    assert as_json.stderr == plain.stderr == ""
+    assert len(openai.requests) == 2

@@ -25,6 +25,7 @@ from langchain_core.documents import Document
 
 from retrieval.loaders import LoadedDocument
 from retrieval.search import Mode, Searcher
+from retrieval.settings import RetrievalSettings
 from retrieval.types import Passage
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,12 @@ def collection_name(dataset: str, settings_key: str) -> str:
     return f"eval-{slug}-{hashlib.sha256(settings_key.encode()).hexdigest()[:8]}"
 
 
+def dataset_settings(dataset: Dataset, settings: RetrievalSettings) -> RetrievalSettings:
+    """``settings`` pointed at the dataset's own collection, one per embedder and chunking."""
+    key = f"{settings.embedder}/{settings.chunk_size}/{settings.chunk_overlap}"
+    return settings.model_copy(update={"collection": collection_name(dataset.name, key)})
+
+
 def doc_ranking(passages: Sequence[Passage], depth: int = DEPTH) -> dict[str, float]:
     """Fold ranked chunks into the top ``depth`` documents (a document ranks where its best chunk does)."""
     ranking: dict[str, float] = {}
@@ -122,14 +129,20 @@ class ModeResult:
         return {"mode": self.mode, **self.metrics, "latency_p50_ms": self.p50, "latency_p95_ms": self.p95}
 
 
-def run_queries(searcher: Searcher, dataset: Dataset, mode: Mode) -> ModeResult:
-    """Search every test query with ``mode`` and score the document rankings."""
+def run_queries(
+    searcher: Searcher, dataset: Dataset, mode: Mode, *, chunks: int = DEPTH * _CHUNKS_PER_DOC
+) -> ModeResult:
+    """Search every test query with ``mode`` and score the document rankings.
+
+    Each search asks for ``chunks`` passages, so each side proposes at least that many candidates: enough
+    for Recall@100 by default, more than the bot's own searches (``settings.candidates``) consider.
+    """
     run: dict[str, dict[str, float]] = {}
     latencies = []
     searcher.search("warm-up", mode=mode)  # loads the model and the keyword index outside the timings
     for qid, text in dataset.queries.items():
         t0 = time.perf_counter()
-        passages = searcher.search(text, k=DEPTH * _CHUNKS_PER_DOC, mode=mode).passages
+        passages = searcher.search(text, k=chunks, mode=mode).passages
         latencies.append((time.perf_counter() - t0) * 1000)
         run[qid] = doc_ranking(passages)
     return ModeResult(mode, score(dataset.qrels, run), latencies)

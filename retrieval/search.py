@@ -1,7 +1,12 @@
-"""Hybrid search: dense (Chroma) and keyword (BM25) rankings fused by reciprocal rank fusion.
+"""Hybrid search: dense (Chroma) and keyword (BM25) candidates, fused into one ranking.
 
-Every returned passage carries its cosine similarity to the question, also for passages only the keyword
-side found, because the answerer's "do the documents answer this?" threshold is a cosine threshold.
+The default fusion (``fusion="score"``) is a convex combination of min-max normalised scores: every
+candidate either side proposes gets both its cosine similarity and its BM25 score (the side that did not
+propose it is asked for its score), each scaled so the best candidate counts 1 and the worst 0, and
+``dense_weight`` sets the mix. ``fusion="rrf"`` is reciprocal rank fusion. BENCHMARKS.md has the figures
+behind the choice. Every returned passage carries its cosine similarity to the question, also for passages
+only the keyword side found, because the answerer's "do the documents answer this?" threshold is a cosine
+threshold.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from retrieval.keyword import KeywordIndex
+from retrieval.keyword import KeywordIndex, keyword_text
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkStore, StoredChunk
 from retrieval.types import Passage
@@ -32,6 +37,24 @@ def rrf(rankings: list[list[str]], k: int) -> dict[str, float]:
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
     return scores
+
+
+def minmax(scores: dict[str, float]) -> dict[str, float]:
+    """Scores scaled to [0, 1]: the best counts 1, the worst 0 (all 1 when they are equal)."""
+    if not scores:
+        return {}
+    low, high = min(scores.values()), max(scores.values())
+    span = high - low
+    return {i: (s - low) / span if span > 0 else 1.0 for i, s in scores.items()}
+
+
+def score_fusion(dense: dict[str, float], keyword: dict[str, float], dense_weight: float) -> dict[str, float]:
+    """``dense_weight`` times the normalised dense score plus the rest times the normalised keyword score.
+
+    Both dicts should score the same ids; an id one side lacks counts as that side's worst.
+    """
+    d, kw = minmax(dense), minmax(keyword)
+    return {i: dense_weight * d.get(i, 0.0) + (1 - dense_weight) * kw.get(i, 0.0) for i in d.keys() | kw.keys()}
 
 
 @dataclass
@@ -55,7 +78,7 @@ class Searcher:
         ids, texts = [], []
         for chunk in self.store.scan():
             ids.append(chunk.id)
-            texts.append(chunk.text)
+            texts.append(keyword_text(chunk.text, str(chunk.metadata.get("title") or "")))
         index = KeywordIndex.build(ids, texts)
         index.save(self.index_dir)
         self._keyword = index
@@ -74,33 +97,60 @@ class Searcher:
     def search(self, question: str, *, k: int | None = None, mode: Mode = "hybrid") -> SearchResult:
         """The best ``k`` passages (settings.top_k by default) for ``question``, best first.
 
-        ``mode`` "dense" or "keyword" uses one side only (for benchmarks); "hybrid" fuses both.
+        ``mode`` "dense" or "keyword" ranks by one side only (for benchmarks); "hybrid" fuses both.
         """
         k = k or self.settings.top_k
         candidates = max(k, self.settings.candidates)
-        timings: dict[str, float] = {}
         t0 = time.perf_counter()
         query = self.store.embedder.embed([question])[0]
         t1 = time.perf_counter()
         dense = self.store.query(query, candidates) if mode != "keyword" else []
         t2 = time.perf_counter()
-        keyword = self.keyword_index().search(question, candidates) if mode != "dense" else []
+        index = self.keyword_index()
+        bm25 = index.scores(question) if mode != "dense" else np.zeros(0, dtype=np.float32)
+        keyword = index.best(bm25, candidates) if mode != "dense" else []
         t3 = time.perf_counter()
-        fused = rrf([[c.id for c, _ in dense], [i for i, _ in keyword]], self.settings.rrf_k)
-        best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
         chunks = {c.id: (c, sim) for c, sim in dense}
-        missing = [i for i in best if i not in chunks]
+        missing = [i for i, _ in keyword if i not in chunks]
         for chunk in self.store.get(missing, embeddings=True):
             chunks[chunk.id] = (chunk, float(np.dot(query, np.asarray(chunk.embedding, dtype=np.float32))))
+        fused = self._fuse(
+            [c.id for c, _ in dense],
+            [i for i, _ in keyword],
+            {i: sim for i, (_, sim) in chunks.items()},
+            {i: _at(bm25, index.position(i)) for i in chunks},
+            mode,
+        )
+        best = sorted((i for i in fused if i in chunks), key=fused.__getitem__, reverse=True)[:k]
         dense_rank = {c.id: r for r, (c, _) in enumerate(dense, start=1)}
         keyword_rank = {i: r for r, (i, _) in enumerate(keyword, start=1)}
         passages = [
-            _passage(chunks[i][0], fused[i], chunks[i][1], dense_rank.get(i), keyword_rank.get(i))
-            for i in best
-            if i in chunks
+            _passage(chunks[i][0], fused[i], chunks[i][1], dense_rank.get(i), keyword_rank.get(i)) for i in best
         ]
-        timings.update(embed=t1 - t0, dense=t2 - t1, keyword=t3 - t2, fuse=time.perf_counter() - t3)
+        timings = {"embed": t1 - t0, "dense": t2 - t1, "keyword": t3 - t2, "fuse": time.perf_counter() - t3}
         return SearchResult(passages, timings)
+
+    def _fuse(
+        self,
+        dense: list[str],
+        keyword: list[str],
+        cosine: dict[str, float],
+        bm25: dict[str, float],
+        mode: Mode,
+    ) -> dict[str, float]:
+        """One score per candidate: a single side's own score, or the configured fusion of both."""
+        if mode == "dense":
+            return {i: cosine[i] for i in dense}
+        if mode == "keyword":
+            return {i: bm25[i] for i in keyword}
+        if self.settings.fusion == "rrf":
+            return rrf([dense, keyword], self.settings.rrf_k)
+        return score_fusion(cosine, bm25, self.settings.dense_weight)
+
+
+def _at(scores: np.ndarray, position: int | None) -> float:
+    """The score at ``position``, 0 for a chunk the keyword index does not hold (yet)."""
+    return float(scores[position]) if position is not None and position < len(scores) else 0.0
 
 
 def _passage(chunk: StoredChunk, score: float, cosine: float, dense_rank, keyword_rank) -> Passage:

@@ -57,6 +57,10 @@ class RetrievalSettings(BaseSettings):
 
     candidates: int = Field(30, ge=1, description="Passages each search side (dense, keyword) proposes.")
     top_k: int = Field(6, ge=1, description="Fused passages an answer is drawn from.")
+    fusion: Literal["score", "rrf"] = Field(
+        "score", description="Fusion of the two sides: normalised score fusion or reciprocal rank fusion."
+    )
+    dense_weight: float = Field(0.5, ge=0, le=1, description="The dense side's share in score fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     min_relevance: float = Field(
         0.3, description="Cosine similarity the best passage needs before the documents count as answering."

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from retrieval.keyword import KeywordIndex
 from retrieval.pipeline import Pipeline
-from retrieval.search import rrf
+from retrieval.search import Searcher, minmax, rrf, score_fusion
 from retrieval.settings import RetrievalSettings
 
 
@@ -56,3 +57,50 @@ def test_search_keyword_index_survives_restart(pipeline: Pipeline) -> None:
     again = Pipeline(pipeline.settings)
     assert again.search("E4021").passages[0].source == "code.txt"
     assert (Path(pipeline.settings.data_dir) / "keyword" / pipeline.store.name / "ids.json").exists()
+
+
+def test_minmax_scales_best_to_one_and_worst_to_zero() -> None:
+    assert minmax({"a": 2.0, "b": 4.0, "c": 3.0}) == {"a": 0.0, "b": 1.0, "c": 0.5}
+    assert minmax({"a": 0.7, "b": 0.7}) == {"a": 1.0, "b": 1.0}
+    assert minmax({}) == {}
+
+
+def test_score_fusion_weight_decides_between_the_sides() -> None:
+    cosine = {"para": 0.9, "code": 0.2, "both": 0.8}
+    bm25 = {"para": 0.0, "code": 12.0, "both": 10.0}
+    assert max(score_fusion(cosine, bm25, 1.0).items(), key=lambda kv: kv[1])[0] == "para"
+    assert max(score_fusion(cosine, bm25, 0.0).items(), key=lambda kv: kv[1])[0] == "code"
+    balanced = score_fusion(cosine, bm25, 0.5)
+    assert max(balanced, key=balanced.__getitem__) == "both"
+    assert all(0.0 <= s <= 1.0 for s in balanced.values())
+
+
+@pytest.mark.parametrize("fusion", ["score", "rrf"])
+def test_search_both_fusions_find_codes_and_paraphrases(pipeline: Pipeline, fusion: str) -> None:
+    searcher = Searcher(pipeline.store, pipeline.settings.model_copy(update={"fusion": fusion}))
+    assert searcher.search("E4021").passages[0].source == "code.txt"
+    assert searcher.search("how do I housebreak a young dog").passages[0].source == "dogs.txt"
+
+
+def test_search_keyword_side_knows_the_title_of_every_chunk(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    paragraphs = [
+        "Plug the unit into a grounded socket and wait for the green light before use.",
+        "Reseat the rubber gasket whenever the pressure warning appears on the display.",
+        "Clean the filter once a month with warm water and let it dry completely.",
+    ]
+    (folder / "manual.md").write_text("# Frobnicator manual\n\n" + "\n\n".join(paragraphs))
+    p = Pipeline(RetrievalSettings(data_dir=tmp_path / "data", chunk_size=100, chunk_overlap=0))
+    p.index([folder])
+    hits = p.searcher.keyword_index().search("frobnicator", 10)
+    assert len(hits) == p.store.count() > 1
+    top = p.search("frobnicator gasket").passages[0]
+    assert "gasket" in top.text and "Frobnicator" not in top.text
+
+
+def test_keyword_index_of_an_older_format_is_not_loaded(tmp_path: Path) -> None:
+    KeywordIndex.build(["a"], ["gasket"]).save(tmp_path / "index")
+    assert KeywordIndex.load(tmp_path / "index") is not None
+    (tmp_path / "index" / "format.json").write_text("1")
+    assert KeywordIndex.load(tmp_path / "index") is None

@@ -19,15 +19,15 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 from bot.render import sanitize
+from retrieval.citations import MARKER
 
 logger = logging.getLogger(__name__)
 
 PREVIEW_EVERY = 1.0  # seconds between updates of a preview; chat platforms throttle faster edits
 
-_MARKER = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _OPEN_MARKER = re.compile(r"\[[\d,\s]*$")  # a marker whose closing bracket has not arrived yet
 _SPACE_BEFORE_PUNCTUATION = re.compile(r"[ \t]+([.,;:!?])")
-_SPACES = re.compile(r"[ \t]{2,}")
+_SPACES = re.compile(r"[ \t]{2,}")  # the gaps removed markers leave, closed as retrieval.grounding does
 
 
 class Draft:
@@ -43,7 +43,7 @@ class Draft:
         """What a user may see of the text so far (trimmed; empty until a visible character arrived)."""
         with self._lock:
             raw = "".join(self._tokens)
-        text = _OPEN_MARKER.sub("", _MARKER.sub("", sanitize(raw)))
+        text = _OPEN_MARKER.sub("", MARKER.sub("", sanitize(raw)))
         text = _SPACE_BEFORE_PUNCTUATION.sub(r"\1", text)
         return _SPACES.sub(" ", text).strip()
 

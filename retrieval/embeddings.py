@@ -17,7 +17,7 @@ import importlib.metadata
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -122,6 +122,21 @@ def _check_sha256(path: Path, expected: str, hint: str) -> None:
 
 
 _TOKENIZE_WINDOW = 1024  # texts tokenized (and sorted by length for padding) together at most
+# Padded tokens per batch at most. Attention memory grows with batch x length^2: 32 texts of 256 tokens took
+# 660 MB, 8 took 150 MB, at the same CPU time per text (BENCHMARKS.md, Memory).
+_BATCH_TOKENS = 2048
+
+
+def _batches(lengths: Sequence[int], max_texts: int, max_tokens: int) -> Iterator[slice]:
+    """Consecutive slices of ascending ``lengths``: at most ``max_texts`` texts and ``max_tokens`` padded tokens
+    each, except that a text longer than ``max_tokens`` goes alone."""
+    start = 0
+    while start < len(lengths):
+        end = start + 1
+        while end < len(lengths) and end - start < max_texts and (end - start + 1) * lengths[end] <= max_tokens:
+            end += 1
+        yield slice(start, end)
+        start = end
 
 
 def _pad(encodings: Sequence[Encoding]) -> tuple[np.ndarray, np.ndarray]:
@@ -170,6 +185,9 @@ class OnnxEmbedder:
             # Idle worker threads sleep instead of spinning: on two shared cores spinning steals CPU from the
             # other processes and measured slower here (query p50 20 ms spinning vs 11 ms without, under load).
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            # No memory pattern: it plans (and keeps) buffers per input shape, and with dynamic padding every
+            # batch has a new shape; with it, embedding SciFact grew to 2.4 GB. Same speed without it.
+            options.enable_mem_pattern = False
             options.log_severity_level = 3  # onnxruntime's warnings about unused initializers are noise here
             self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
             self._tokenizer = tokenizer
@@ -187,8 +205,8 @@ class OnnxEmbedder:
         for offset in range(0, len(texts), _TOKENIZE_WINDOW):
             encodings = self._tokenizer.encode_batch(list(texts[offset : offset + _TOKENIZE_WINDOW]))
             order = np.argsort([len(e.ids) for e in encodings], kind="stable")
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start : start + self.batch_size]
+            for batch in _batches([len(encodings[i].ids) for i in order], self.batch_size, _BATCH_TOKENS):
+                rows = order[batch]
                 vectors[offset + rows] = self._embed_batch([encodings[i] for i in rows])
         return vectors
 

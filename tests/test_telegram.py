@@ -37,6 +37,7 @@ from bot.telegram_adapter import (
 )
 from retrieval.errors import ConfigError
 from retrieval.pipeline import Pipeline
+from retrieval.prompts import LLM_UNVERIFIED_NOTICE
 from retrieval.settings import RetrievalSettings
 from retrieval.types import Answer
 from tests.chroma_server import free_port
@@ -487,6 +488,25 @@ def test_telegram_never_shows_a_citation_of_a_passage_that_was_not_retrieved(
     serve(core, settings, scenario)
     prompt = openai.requests[0].body["messages"][-1]["content"]
     assert "[4] " in prompt and "[5] " not in prompt
+
+
+def test_telegram_unverifiable_llm_answer_becomes_the_extractive_answer_with_a_notice(
+    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, seeds_pipeline: Pipeline,
+    openai: OpenAIEmulator,
+) -> None:
+    openai.script(Reply("Radiotherapy cures every tumour within two weeks [1]. Surgery is obsolete [2].", pace=0.1))
+    settings = configure()
+    core = cores(settings, llm_pipeline(seeds_pipeline, openai.url))
+
+    async def scenario() -> None:
+        telegram.send(private_chat(ADA), ADA, TME_QUESTION)
+        [final] = await telegram.wait_for("editMessageText", where=is_html)
+        [draft] = telegram.delivered("sendMessage")
+        assert draft.text.startswith("Radiotherapy") and final.params["message_id"] == draft.result["message_id"]
+        assert f"<i>{LLM_UNVERIFIED_NOTICE}</i>" in final.text
+        assert "Radiotherapy" not in final.text and "[1]" in final.text and "<b>Sources</b>" in final.text
+
+    serve(core, settings, scenario)
 
 
 def test_telegram_llm_endpoint_down_sends_the_extractive_answer_with_a_notice(

@@ -161,10 +161,9 @@ class ChunkStore:
             self._call(self._collection.delete, where=where)
 
     def query(self, embedding: np.ndarray, k: int) -> list[tuple[StoredChunk, float]]:
-        """The ``k`` nearest chunks with their cosine similarity, best first."""
-        k = min(k, self.count())
-        if k == 0:
-            return []
+        """The ``k`` nearest chunks (fewer when the store holds fewer) with their cosine similarity, best first."""
+        # Chroma returns what it holds for any k, so no count() first: counting scans the collection (9 ms
+        # at 100,000 chunks, a sixth of the search; BENCHMARKS.md, Latency).
         res = self._call(
             self._collection.query,
             query_embeddings=[embedding],

@@ -1,5 +1,6 @@
 """Hybrid search: either side can find what the other misses, and fusion keeps both."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,22 @@ def test_search_keyword_index_survives_restart(pipeline: Pipeline) -> None:
     again = Pipeline(pipeline.settings)
     assert again.search("E4021").passages[0].source == "code.txt"
     assert (Path(pipeline.settings.data_dir) / "keyword" / pipeline.store.name / "ids.json").exists()
+
+
+def test_search_keyword_side_sees_another_writers_documents_within_seconds(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "code.txt").write_text("Error E4021 means the frobnicator gasket is misaligned; reseat it.")
+    settings = RetrievalSettings(data_dir=tmp_path / "data", _env_file=None)
+    writer, reader = Pipeline(settings), Pipeline(settings)
+    writer.index([folder])
+    assert reader.search("E4021").passages[0].keyword_rank == 1
+    (folder / "pump.txt").write_text("Error P7781 means the pump impeller is clogged; flush it with water.")
+    writer.index([folder])
+    time.sleep(2.1)  # the reader compares its keyword index with the store every two seconds at most
+    top = reader.search("P7781").passages[0]
+    assert top.source == "pump.txt"
+    assert top.keyword_rank == 1
 
 
 def test_minmax_scales_best_to_one_and_worst_to_zero() -> None:

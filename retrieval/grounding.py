@@ -17,7 +17,8 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,7 @@ _MARKER_RUN = re.compile(rf"{MARKER.pattern}(?:[ \t]*{MARKER.pattern})*")
 # Quantities, not the digits of names like SHP-2, MEK1/2 or 3-kinase.
 _NUMBER = re.compile(r"(?<![\w./-])\d+(?:[.,]\d+)*(?![\w/-])")
 _MIN_SPAN_WORDS = 3  # passage fragments shorter than this ("Results", "- ") cannot support a claim
+_CACHE_SIZE = 4096  # sentence vectors kept by a checker between calls
 
 
 def number_passages(passages: Sequence[Passage]) -> str:
@@ -118,12 +120,24 @@ class SupportChecker:
     def __init__(self, embedder: Embedder, threshold: float | None = None) -> None:
         self.embedder = embedder
         self.threshold = SUPPORT_THRESHOLD if threshold is None else threshold
+        # Streaming checks each sentence as it completes, against the same passages: embed those once.
+        self._cache: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def _vectors(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        fresh = dict(zip(missing, self.embedder.embed(missing), strict=True)) if missing else {}
+        with self._lock:
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.clear()
+            self._cache.update(fresh)
+            return {t: fresh[t] if t in fresh else self._cache[t] for t in texts}
 
     def assess(self, pairs: Sequence[tuple[str, Passage]]) -> list[Support]:
         """The support each passage lends its claim, for ``(claim, passage)`` pairs; one embedding call."""
         spans = {p.id: _support_spans(p.text) for _, p in pairs}
-        texts = list(dict.fromkeys([c for c, _ in pairs] + [p.text[a:b] for _, p in pairs for a, b in spans[p.id]]))
-        vectors = dict(zip(texts, self.embedder.embed(texts), strict=True)) if texts else {}
+        vectors = self._vectors([c for c, _ in pairs] + [p.text[a:b] for _, p in pairs for a, b in spans[p.id]])
         out = []
         for claim, passage in pairs:
             candidates = spans[passage.id]
@@ -238,3 +252,33 @@ def _separator(text: str, end: int) -> str:
 
 def _citation(number: int, passage: Passage, support: Support) -> Citation:
     return Citation(number, passage, passage.text[support.start : support.end], support.start, support.end)
+
+
+class VerifiedStream:
+    """Passes on, as a model streams, only the sentences whose citations verify, without their markers.
+
+    A reader watching the answer arrive sees nothing that the final check would remove: not a recited
+    prompt, not a claim its passage does not support. Call it with each token, then ``finish()``.
+    """
+
+    def __init__(self, passages: Sequence[Passage], checker: SupportChecker, on_text: Callable[[str], None]) -> None:
+        self.passages, self.checker, self.on_text = passages, checker, on_text
+        self._text = ""
+        self._done = 0  # where the sentence still being written starts
+
+    def __call__(self, token: str) -> None:
+        self._text += token
+        spans = sentence_spans(self._text[self._done :])
+        for a, b in spans[:-1]:  # the last one may still grow
+            self._emit(self._text[self._done + a : self._done + b])
+        if len(spans) > 1:
+            self._done += spans[-1][0]
+
+    def finish(self) -> None:
+        """Check the last sentence, which no boundary followed."""
+        self._emit(self._text[self._done :])
+        self._done = len(self._text)
+
+    def _emit(self, sentence: str) -> None:
+        if sentence.strip() and ground(sentence, self.passages, self.checker).citations:
+            self.on_text(strip_markers(sentence) + " ")

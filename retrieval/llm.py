@@ -23,7 +23,7 @@ from retrieval.answer import declined
 from retrieval.citations import verify
 from retrieval.embeddings import Embedder
 from retrieval.errors import LLMError, UnverifiedAnswerError
-from retrieval.grounding import SupportChecker, declines, ground, number_passages, strip_markers
+from retrieval.grounding import SupportChecker, VerifiedStream, declines, ground, number_passages, strip_markers
 from retrieval.prompts import ANSWER_SYSTEM_PROMPT, ANSWER_USER_PROMPT, UNSUPPORTED_REMOVED_NOTICE
 from retrieval.settings import RetrievalSettings
 from retrieval.types import Answer, Passage
@@ -202,12 +202,15 @@ class LLMAnswerer:
         history: Sequence[tuple[str, str]] = (),
         on_token: TokenCallback | None = None,
     ) -> Answer:
-        """Answer from ``passages`` (cited as [1]..[k] in the prompt), streaming tokens to ``on_token``.
+        """Answer from ``passages`` (cited as [1]..[k] in the prompt), streaming verified sentences to ``on_token``.
 
         Raises LLMError when the endpoint fails, UnverifiedAnswerError when no sentence verifies.
         """
         t0 = time.perf_counter()
-        generation = self.chat.generate(self._messages(question, passages, history), on_token)
+        stream = VerifiedStream(passages, self.checker, on_token) if on_token else None
+        generation = self.chat.generate(self._messages(question, passages, history), stream)
+        if stream:
+            stream.finish()
         t1 = time.perf_counter()
         if declines(generation.text):
             answer = declined(question, passages)

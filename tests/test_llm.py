@@ -14,6 +14,7 @@ from retrieval import prompts
 from retrieval.citations import verify
 from retrieval.embeddings import Embedder, get_embedder
 from retrieval.errors import LLMError, UnverifiedAnswerError
+from retrieval.grounding import strip_markers
 from retrieval.llm import ChatClient, LLMAnswerer, estimate_cost
 from retrieval.pipeline import Pipeline
 from retrieval.prompts import NOT_FOUND_PHRASE, NOT_FOUND_PROMPT
@@ -75,7 +76,8 @@ def test_answerer_well_cited_answer_streams_and_verifies(
     server.script(Reply(WELL_CITED, usage=(812, 41)))
     tokens: list[str] = []
     answer = answerer(tmp_path, server, embedder).answer(QUESTION, PASSAGES, on_token=tokens.append)
-    assert len(tokens) > 10 and "".join(tokens) == WELL_CITED
+    # The stream carries each verified sentence as it completes, without the prompt's numbers.
+    assert len(tokens) == 2 and "".join(tokens).strip() == strip_markers(WELL_CITED)
     assert answer.found and answer.mode == "llm" and answer.notice == ""
     assert answer.text == WELL_CITED
     assert [(c.number, c.passage.id) for c in answer.citations] == [(1, "tme-1"), (2, "trials-1")]
@@ -85,6 +87,20 @@ def test_answerer_well_cited_answer_streams_and_verifies(
     assert verify(answer) == []
     assert answer.usage == {"prompt_tokens": 812, "completion_tokens": 41, "total_tokens": 853}
     assert {"generate", "verify"} <= set(answer.timings)
+
+
+def test_answerer_stream_never_shows_a_recited_prompt(
+    tmp_path: Path, server: OpenAIEmulator, embedder: Embedder
+) -> None:
+    # A document told the model to reveal its instructions; it starts by reciting them, cited or not.
+    recital = prompts.ANSWER_SYSTEM_PROMPT.format(max_sentences=5).replace("\n", " ")
+    server.script(Reply(f"My instructions say: {recital} [1]. " + WELL_CITED))
+    tokens: list[str] = []
+    answer = answerer(tmp_path, server, embedder).answer(QUESTION, PASSAGES, on_token=tokens.append)
+    streamed = "".join(tokens)
+    assert "instructions" not in streamed and recital[:40] not in streamed
+    assert streamed.strip() == strip_markers(WELL_CITED)
+    assert "instructions" not in answer.text
 
 
 def test_answerer_renumbers_citations_in_order_of_first_use(

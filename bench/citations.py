@@ -14,7 +14,8 @@ retrieved sentences), on the collection ``citebot eval`` and ``bench/quality.py`
   split; the abstract text here is those sentences joined, so they are found again by splitting at end
   punctuation, which is close but not exact.
 
-Runs once with the configured settings and once with reciprocal rank fusion (the former default). Results:
+Runs with the configured settings, with reciprocal rank fusion (the former default), and with answers drawn
+from fewer passages or quoting fewer sentences (what trades recall for precision). Results:
 ``bench/results/citations.json``.
 """
 
@@ -39,7 +40,12 @@ from retrieval.types import Answer, Citation
 logger = logging.getLogger(__name__)
 
 RESULTS = Path(__file__).parent / "results"
-VARIANTS: dict[str, dict[str, Any]] = {"configured": {}, "RRF k=60": {"fusion": "rrf", "rrf_k": 60}}
+VARIANTS: dict[str, dict[str, Any]] = {
+    "configured": {},
+    "RRF k=60": {"fusion": "rrf", "rrf_k": 60},
+    "top 3 passages": {"top_k": 3},
+    "2 sentences at most": {"max_sentences": 2},
+}
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 Spans = dict[tuple[str, str], list[tuple[int, int]]]  # (claim id, abstract id) -> gold sentence spans
 

@@ -11,7 +11,8 @@ offline use (BENCHMARKS.md), so there is no hybrid + rerank row.
 ``--sweep`` also replays variants offline from each query's cosine similarity to every chunk and BM25 score
 of every chunk, computed once: fusion method, weight and candidate depth; BM25 analyzer and parameters (one
 index per variant); pseudo-relevance feedback on either side. The sweeps run on the test queries, so a value
-they pick is tuned on the test set. Results: ``bench/results/quality.json`` and ``quality-sweep.json``.
+they pick is tuned on the test set. Results: ``bench/results/quality.json`` and ``quality-sweep.json``
+(``--name`` changes the name, e.g. for a run with other chunk settings, which indexes its own collection).
 """
 
 from __future__ import annotations
@@ -311,6 +312,7 @@ def main() -> None:
     parser.add_argument("dataset", type=Path, help="BEIR-layout folder, e.g. ../shared/bench/scifact")
     parser.add_argument("--sweep", action="store_true", help="also run the offline sweeps")
     parser.add_argument("--no-table", action="store_true", help="skip the table (with --sweep)")
+    parser.add_argument("--name", default="quality", help="results file name: NAME.json and NAME-sweep.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -320,13 +322,13 @@ def main() -> None:
     header = {"dataset": data.name, "queries": len(data.queries), "settings": settings, "machine": _machine()}
     if not args.no_table:
         rows = table(data, pipeline)
-        (RESULTS / "quality.json").write_text(json.dumps({**header, "rows": rows}, indent=2))
+        (RESULTS / f"{args.name}.json").write_text(json.dumps({**header, "rows": rows}, indent=2))
         for r in rows:
             print(f"{r['row']:<20} " + "  ".join(f"{k} {r[k]:.3f}" for k in evaluate.MEASURES.values())
                   + f"  MRR@10 {r['MRR@10']:.3f}  p50 {r['latency_p50_ms']:.0f} ms  p95 {r['latency_p95_ms']:.0f} ms")
     if args.sweep:
         results = sweep(data, pipeline)
-        (RESULTS / "quality-sweep.json").write_text(json.dumps({**header, **results}, indent=2))
+        (RESULTS / f"{args.name}-sweep.json").write_text(json.dumps({**header, **results}, indent=2))
         for name, rows in results.items():
             print(f"\n{name}")
             for r in rows:

@@ -14,6 +14,7 @@ import pytest
 
 from bot.core import TokenCallback, Turn
 from bot.settings import BotSettings
+from retrieval.pipeline import Pipeline
 from retrieval.prompts import NOT_FOUND_PROMPT
 from retrieval.settings import RetrievalSettings
 from retrieval.types import Answer, Citation, Passage
@@ -45,6 +46,9 @@ DEFAULT_SOURCES: list[tuple[dict[str, Any], str]] = [
 ]
 
 
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Point the data dirs at tmp and drop tokens and servers configured in the developer's shell."""
@@ -59,6 +63,15 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def settings(tmp_path: Path) -> RetrievalSettings:
     """Retrieval settings with the data dir in tmp and no ``.env`` read."""
     return RetrievalSettings(data_dir=tmp_path / "data", _env_file=None)
+
+
+@pytest.fixture(scope="session")
+def seeded_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
+    """The real pipeline over the demo seeds, indexed once per run; tests only read from it."""
+    settings = RetrievalSettings(data_dir=tmp_path_factory.mktemp("seeded") / "data", _env_file=None)
+    pipeline = Pipeline(settings)
+    pipeline.index([SEEDS])
+    return pipeline
 
 
 @pytest.fixture

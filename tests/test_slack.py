@@ -30,7 +30,6 @@ from bot.cli import cli
 from bot.core import ChatCore, Responder, Turn
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
-from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
 from tests.conftest import RecordingResponder, build_answer
 from tests.emulators.openai_server import Reply
@@ -49,14 +48,6 @@ _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # straig
 
 def next_ts() -> str:
     return f"1700001000.{next(_ts):06d}"
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
-    """The real retrieval pipeline over the demo seeds, indexed once for the module."""
-    pipeline = Pipeline(RetrievalSettings(data_dir=tmp_path_factory.mktemp("index"), _env_file=None))
-    pipeline.index([SEEDS])
-    return pipeline
 
 
 @pytest.fixture
@@ -190,8 +181,8 @@ def answer_id(post: dict) -> int:
 # --- mentions in channels -----------------------------------------------------------------------------
 
 
-def test_slack_mention_answered_in_thread_with_citations_and_buttons(start_bot, slack, pipeline) -> None:
-    bot = start_bot(PipelineResponder(pipeline))
+def test_slack_mention_answered_in_thread_with_citations_and_buttons(start_bot, slack, seeded_pipeline) -> None:
+    bot = start_bot(PipelineResponder(seeded_pipeline))
     event = mention(TME)
     assert bot.event(event)[0] == 200
     [post] = slack.wait_for("chat.postMessage")
@@ -209,8 +200,10 @@ def test_slack_mention_answered_in_thread_with_citations_and_buttons(start_bot, 
     assert (reaction["channel"], reaction["timestamp"], reaction["name"]) == (HELPDESK, event["ts"], "eyes")
 
 
-def test_slack_streams_an_llm_answer_then_updates_in_the_verified_one(start_bot, slack, pipeline, openai) -> None:
-    llm = llm_pipeline(pipeline, openai.url)
+def test_slack_streams_an_llm_answer_then_updates_in_the_verified_one(
+    start_bot, slack, seeded_pipeline, openai
+) -> None:
+    llm = llm_pipeline(seeded_pipeline, openai.url)
     openai.script(Reply(cited_reply(llm, TME, extra="Radiotherapy cures most tumours [7]. "), pace=0.04))
     bot = start_bot(PipelineResponder(llm))
     event = mention(TME)
@@ -236,17 +229,17 @@ def test_slack_streams_an_llm_answer_then_updates_in_the_verified_one(start_bot,
     assert len(slack.calls("chat.postMessage")) == 1
 
 
-def test_slack_llm_endpoint_down_posts_the_extractive_answer_with_a_notice(start_bot, slack, pipeline) -> None:
+def test_slack_llm_endpoint_down_posts_the_extractive_answer_with_a_notice(start_bot, slack, seeded_pipeline) -> None:
     down = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
-    bot = start_bot(PipelineResponder(llm_pipeline(pipeline, down)))
+    bot = start_bot(PipelineResponder(llm_pipeline(seeded_pipeline, down)))
     bot.event(mention(TME))
     [post] = slack.wait_for("chat.postMessage")
     assert f"The language model is unavailable (cannot connect to {down})" in texts(post["blocks"])
     assert "[1]" in texts(post["blocks"]) and not slack.calls("chat.update")
 
 
-def test_slack_mention_declined_shows_not_found_and_closest_passages(start_bot, slack, pipeline) -> None:
-    bot = start_bot(PipelineResponder(pipeline))
+def test_slack_mention_declined_shows_not_found_and_closest_passages(start_bot, slack, seeded_pipeline) -> None:
+    bot = start_bot(PipelineResponder(seeded_pipeline))
     event = mention("Who won the 1998 football World Cup final?")
     bot.event(event)
     [post] = slack.wait_for("chat.postMessage")
@@ -408,8 +401,8 @@ def test_slack_vote_buttons_are_stored_and_acknowledged(start_bot, slack, respon
     assert bot.core.feedback.stats().most_down_voted[0].answer_id == answer_id(post)
 
 
-def test_slack_show_sources_posts_the_quoted_passages_in_the_thread(start_bot, slack, pipeline) -> None:
-    bot = start_bot(PipelineResponder(pipeline))
+def test_slack_show_sources_posts_the_quoted_passages_in_the_thread(start_bot, slack, seeded_pipeline) -> None:
+    bot = start_bot(PipelineResponder(seeded_pipeline))
     event = mention(TME)
     bot.event(event)
     [post] = slack.wait_for("chat.postMessage")
@@ -447,9 +440,9 @@ def test_slack_url_verification_challenge_is_answered(start_bot) -> None:
 # --- Socket Mode and the command line -----------------------------------------------------------------
 
 
-def test_slack_socket_mode_envelope_is_acked_and_answered_in_thread(slack, settings, pipeline) -> None:
+def test_slack_socket_mode_envelope_is_acked_and_answered_in_thread(slack, settings, seeded_pipeline) -> None:
     bot_settings = slack_settings(slack, settings)
-    core = ChatCore(PipelineResponder(pipeline), bot_settings, FeedbackStore.open(settings))
+    core = ChatCore(PipelineResponder(seeded_pipeline), bot_settings, FeedbackStore.open(settings))
     handler = slack_adapter.socket_mode_handler(slack_adapter.build_app(core, bot_settings), bot_settings)
     handler.connect()
     try:

@@ -38,7 +38,6 @@ from bot.telegram_adapter import (
 from retrieval.errors import ConfigError
 from retrieval.pipeline import Pipeline
 from retrieval.prompts import LLM_UNVERIFIED_NOTICE
-from retrieval.settings import RetrievalSettings
 from retrieval.types import Answer
 from tests.chroma_server import free_port
 from tests.conftest import RecordingResponder, StreamingResponder, build_answer
@@ -59,16 +58,6 @@ ADA = user(1001, "Ada")
 BOB = user(1002, "Bob")
 GROUP = group_chat(-1001234567890)
 MENTION = f"@{BOT_USER['username']}"
-
-
-@pytest.fixture(scope="module")
-def seeds_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
-    """A real pipeline over the demo seeds, indexed once for the module."""
-    settings = RetrievalSettings(data_dir=tmp_path_factory.mktemp("telegram-index"), chroma_host=None,
-                                 openai_api_key=None, _env_file=None)
-    pipeline = Pipeline(settings)
-    pipeline.index([SEEDS])
-    return pipeline
 
 
 @pytest.fixture
@@ -132,9 +121,9 @@ def in_chat(chat: dict[str, Any]) -> Callable[[Any], bool]:
 
 
 def test_telegram_answers_a_private_question_with_cited_html(
-    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, seeds_pipeline: Pipeline
+    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, seeded_pipeline: Pipeline
 ) -> None:
-    core = cores(configure(), seeds_pipeline)
+    core = cores(configure(), seeded_pipeline)
 
     async def scenario() -> None:
         question = telegram.send(private_chat(ADA), ADA,
@@ -381,10 +370,10 @@ def test_telegram_survives_odd_updates(
 
 
 def test_telegram_help_describes_the_corpus(
-    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, seeds_pipeline: Pipeline
+    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, seeded_pipeline: Pipeline
 ) -> None:
     settings = configure()
-    core = cores(settings, seeds_pipeline)
+    core = cores(settings, seeded_pipeline)
 
     async def scenario() -> None:
         telegram.send(private_chat(ADA), ADA, "/start")
@@ -437,10 +426,10 @@ def is_html(call: Any) -> bool:
 
 
 def test_telegram_streams_an_llm_answer_then_edits_in_the_verified_one(
-    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, seeds_pipeline: Pipeline,
+    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, seeded_pipeline: Pipeline,
     openai: OpenAIEmulator,
 ) -> None:
-    pipeline = llm_pipeline(seeds_pipeline, openai.url)
+    pipeline = llm_pipeline(seeded_pipeline, openai.url)
     openai.script(Reply(cited_reply(pipeline, TME_QUESTION), pace=0.04))
     settings = configure()
     core = cores(settings, pipeline)
@@ -468,10 +457,10 @@ def test_telegram_streams_an_llm_answer_then_edits_in_the_verified_one(
 
 
 def test_telegram_never_shows_a_citation_of_a_passage_that_was_not_retrieved(
-    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, seeds_pipeline: Pipeline,
+    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, seeded_pipeline: Pipeline,
     openai: OpenAIEmulator,
 ) -> None:
-    pipeline = llm_pipeline(seeds_pipeline, openai.url, top_k=4)
+    pipeline = llm_pipeline(seeded_pipeline, openai.url, top_k=4)
     invented = "Radiotherapy cures most tumours within two weeks [7]. "
     openai.script(Reply(cited_reply(pipeline, TME_QUESTION, extra=invented), pace=0.02))
     settings = configure()
@@ -491,12 +480,12 @@ def test_telegram_never_shows_a_citation_of_a_passage_that_was_not_retrieved(
 
 
 def test_telegram_unverifiable_llm_answer_becomes_the_extractive_answer_with_a_notice(
-    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, seeds_pipeline: Pipeline,
+    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, seeded_pipeline: Pipeline,
     openai: OpenAIEmulator,
 ) -> None:
     openai.script(Reply("Radiotherapy cures every tumour within two weeks [1]. Surgery is obsolete [2].", pace=0.1))
     settings = configure()
-    core = cores(settings, llm_pipeline(seeds_pipeline, openai.url))
+    core = cores(settings, llm_pipeline(seeded_pipeline, openai.url))
 
     async def scenario() -> None:
         telegram.send(private_chat(ADA), ADA, TME_QUESTION)
@@ -511,11 +500,11 @@ def test_telegram_unverifiable_llm_answer_becomes_the_extractive_answer_with_a_n
 
 
 def test_telegram_llm_endpoint_down_sends_the_extractive_answer_with_a_notice(
-    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, seeds_pipeline: Pipeline,
+    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, seeded_pipeline: Pipeline,
 ) -> None:
     down = f"http://127.0.0.1:{free_port()}/v1"
     settings = configure()
-    core = cores(settings, llm_pipeline(seeds_pipeline, down))
+    core = cores(settings, llm_pipeline(seeded_pipeline, down))
 
     async def scenario() -> None:
         question = telegram.send(private_chat(ADA), ADA, TME_QUESTION)
@@ -624,11 +613,11 @@ def test_build_application_needs_a_token(bot_settings: BotSettings, cores: Any) 
 
 
 def test_cli_telegram_serves_through_the_configured_server(
-    telegram: TelegramEmulator, seeds_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+    telegram: TelegramEmulator, seeded_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", telegram.token)
     monkeypatch.setenv("TELEGRAM_BASE_URL", telegram.base_url)
-    monkeypatch.setenv("CITEBOT_DATA_DIR", str(seeds_pipeline.settings.data_dir))
+    monkeypatch.setenv("CITEBOT_DATA_DIR", str(seeded_pipeline.settings.data_dir))
     answers: list[Any] = []
 
     def play() -> None:

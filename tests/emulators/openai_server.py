@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.emulators import send_json
+
 logger = logging.getLogger(__name__)
 
 
@@ -115,7 +117,7 @@ def _handler_for(emulator: OpenAIEmulator) -> type[BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             request = RecordedRequest(self.path, headers, body)
             if not self.path.rstrip("/").endswith("/chat/completions"):
-                _send_json(self, 404, {"error": {"message": f"no route {self.path}"}})
+                send_json(self, 404, {"error": {"message": f"no route {self.path}"}})
                 return
             try:
                 _respond(self, emulator, emulator.next_behaviour(request), body)
@@ -135,7 +137,7 @@ def _respond(handler: BaseHTTPRequestHandler, emulator: OpenAIEmulator, act: Beh
             return
         act = Reply("Late reply.")
     if isinstance(act, Status):
-        _send_json(handler, act.code, {"error": {"message": act.message, "type": "server_error"}})
+        send_json(handler, act.code, {"error": {"message": act.message, "type": "server_error"}})
     elif isinstance(act, Malformed):
         events = [_chunk(model, {"content": piece}) for piece in _pieces(act.prefix)]
         _send_events(handler, [*map(json.dumps, events), act.garbage])
@@ -144,7 +146,7 @@ def _respond(handler: BaseHTTPRequestHandler, emulator: OpenAIEmulator, act: Beh
         events = [json.dumps(e) for e in _stream_events(model, act, include_usage)] + ["[DONE]"]
         _send_events(handler, events, pause=lambda: emulator.stopping.wait(act.pace))
     else:
-        _send_json(handler, 200, _completion(model, act))
+        send_json(handler, 200, _completion(model, act))
 
 
 def _pieces(text: str) -> list[str]:
@@ -189,15 +191,6 @@ def _completion(model: str, act: Reply) -> dict[str, Any]:
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
         "usage": _usage(act),
     }
-
-
-def _send_json(handler: BaseHTTPRequestHandler, code: int, payload: dict[str, Any]) -> None:
-    data = json.dumps(payload).encode()
-    handler.send_response(code)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(data)))
-    handler.end_headers()
-    handler.wfile.write(data)
 
 
 def _send_events(

@@ -32,6 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
+from tests.emulators import send_json
+
 logger = logging.getLogger(__name__)
 
 TOKEN = "123456789:AAHemulatorTokenForCitebotTests_0123"
@@ -427,12 +429,7 @@ def _handler_for(emulator: TelegramEmulator) -> type[BaseHTTPRequestHandler]:
             self._reply(*emulator.call(m.group(1), m.group(2), params))
 
         def _reply(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, payload)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the http.server API)
             logger.debug("telegram emulator: " + format, *args)

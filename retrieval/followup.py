@@ -23,6 +23,8 @@ History = Sequence[tuple[str, str]]  # earlier (question, answer) turns, oldest 
 
 # Words that point back into the conversation.
 _ANAPHORA = frozenset({"it", "its", "they", "them", "their", "those", "these", "this", "that", "such", "ones"})
+# Pronouns that stand for the earlier topic, so the topic can take their place.
+_STAND_INS = re.compile(r"\b(?:those|these|they|them|it)\b", re.IGNORECASE)
 _CONTINUATIONS = ("and ", "or ", "but ", "also ", "so ", "then ", "what about ", "how about ")
 _SHORT = 2  # a question with at most this many key terms ("Why?", "Side effects?") leans on the previous one
 _TURNS = 3  # earlier turns the condensing looks at
@@ -43,7 +45,12 @@ def is_followup(question: str) -> bool:
 
 
 def condense_offline(question: str, history: History) -> str:
-    """The follow-up with the key words of the question it follows appended, e.g. ``... (targets TME)``."""
+    """The follow-up with the key words of the question it follows in place of its pronoun.
+
+    "And which of those are in clinical trials?" after "What are the therapeutic targets in the TME?"
+    becomes "And which of therapeutic targets TME are in clinical trials?"; a follow-up without such a
+    pronoun ("Side effects?") gets the key words appended in brackets.
+    """
     history = history[-_TURNS:]
     if not history or not is_followup(question):
         return question
@@ -56,7 +63,12 @@ def condense_offline(question: str, history: History) -> str:
         for stem in analyze(word):
             if stem not in have:
                 extra.setdefault(stem, word)
-    return f"{question.strip()} ({' '.join(extra.values())})" if extra else question
+    if not extra:
+        return question
+    topic = " ".join(extra.values())
+    # The pronoun itself would pull in passages that merely share it ("Those vaccines ...").
+    replaced, count = _STAND_INS.subn(topic, question.strip(), count=1)
+    return replaced if count else f"{question.strip()} ({topic})"
 
 
 def condense_question(question: str, history: History, chat: ChatClient | None = None) -> str:

@@ -30,7 +30,7 @@ from langchain_chroma import Chroma
 
 from retrieval.chunking import split
 from retrieval.embeddings import LangChainEmbeddings
-from retrieval.evaluate import Dataset, collection_name, doc_ranking, load_beir, score
+from retrieval.evaluate import Dataset, dataset_settings, doc_ranking, load_beir, score
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
 from retrieval.types import Passage
@@ -66,8 +66,7 @@ def peer_store(data: Dataset, pipeline: Pipeline, directory: Path) -> tuple[Chro
 def our_pipeline(data: Dataset, directory: Path) -> Pipeline:
     """Our index of the dataset in the collection ``citebot eval`` would use, built if incomplete."""
     defaults = RetrievalSettings(_env_file=None)  # type: ignore[call-arg]
-    key = f"{defaults.embedder}/{defaults.chunk_size}/{defaults.chunk_overlap}"
-    pipeline = Pipeline(corpora.settings_for(directory, collection_name(data.name, key)))
+    pipeline = Pipeline(corpora.settings_for(directory, dataset_settings(data, defaults).collection))
     report = pipeline.index_documents(f"beir:{data.name}", data.documents())
     logger.info("our index: %s", report.summary())
     return pipeline

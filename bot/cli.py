@@ -140,9 +140,7 @@ def eval_(dataset: Path, modes: tuple[str, ...], as_json: bool) -> None:
         data = evaluate.load_beir(dataset)
     except (OSError, KeyError, ValueError) as exc:
         raise click.ClickException(f"{dataset} is not a BEIR-layout folder: {exc}") from exc
-    settings = RetrievalSettings()
-    key = f"{settings.embedder}/{settings.chunk_size}/{settings.chunk_overlap}"
-    pipeline = Pipeline(settings.model_copy(update={"collection": evaluate.collection_name(data.name, key)}))
+    pipeline = Pipeline(evaluate.dataset_settings(data, RetrievalSettings()))
     with _progress_bar() as progress:
         report = pipeline.index_documents(f"beir:{data.name}", data.documents(), progress=progress)
     click.echo(f"Indexed {data.name}: {report.summary()}", err=True)

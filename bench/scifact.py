@@ -1,26 +1,22 @@
-"""Shared helpers of the bench scripts: read a BEIR-layout folder and score a run with pytrec_eval.
+"""Shared helpers of the bench scripts: a BEIR-layout folder as a list of documents, and run scoring.
 
-A folder holds ``corpus.jsonl`` (``_id``/``id``, ``title``, ``text``), ``queries.jsonl`` (``_id``/``id``,
-``text``) and ``qrels.tsv`` (``query-id``, ``corpus-id``, ``score`` with a header line). The test split is the
-set of queries that appear in ``qrels.tsv``. Bench scripts import this module as ``scifact`` (they run with
+Reading and scoring are ``retrieval.evaluate``'s (the same code `citebot eval` uses); this module only gives
+the raw-embedder benchmarks the shapes they work with. Bench scripts import it as ``scifact`` (they run with
 ``bench/`` as their script directory).
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import pytrec_eval
+from retrieval.evaluate import load_beir, score
 
 logger = logging.getLogger(__name__)
 
-MEASURES = {"ndcg_cut.10": "ndcg@10", "recall.10": "recall@10", "recall.100": "recall@100"}
+# retrieval.evaluate's metric names -> the keys the bench JSON has always used.
+MEASURES = {"nDCG@10": "ndcg@10", "Recall@10": "recall@10", "Recall@100": "recall@100"}
 
 
 @dataclass(frozen=True)
@@ -46,46 +42,15 @@ class Dataset:
     qrels: dict[str, dict[str, int]]  # query id -> {doc id: relevance}
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
-
-
-def _id(record: dict[str, Any]) -> str:
-    return str(record.get("_id", record.get("id")))
-
-
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """``qrels.tsv`` as {query id: {doc id: relevance}}; the header line is skipped."""
-    qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8", newline="") as f:
-        rows = csv.reader(f, delimiter="\t")
-        next(rows)
-        for query_id, doc_id, score in rows:
-            qrels.setdefault(query_id, {})[doc_id] = int(score)
-    return qrels
-
-
 def load(folder: Path) -> Dataset:
     """Read corpus, queries and qrels of ``folder``; keep the queries present in the qrels."""
-    qrels = read_qrels(folder / "qrels.tsv")
-    records = _read_jsonl(folder / "corpus.jsonl")
-    corpus = [Doc(_id(r), r.get("title") or "", r.get("text") or "") for r in records]
-    queries = {_id(r): r["text"] for r in _read_jsonl(folder / "queries.jsonl") if _id(r) in qrels}
-    logger.info("%s: %d documents, %d test queries", folder, len(corpus), len(queries))
-    return Dataset(corpus=corpus, queries=queries, qrels=qrels)
+    data = load_beir(folder)
+    corpus = [Doc(doc_id, title, text) for doc_id, (title, text) in data.corpus.items()]
+    logger.info("%s: %d documents, %d test queries", folder, len(corpus), len(data.queries))
+    return Dataset(corpus=corpus, queries=data.queries, qrels=data.qrels)
 
 
 def evaluate(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
-    """Mean nDCG@10, Recall@10 and Recall@100 of ``run`` ({query id: {doc id: score}}) over judged queries.
-
-    A judged query missing from the run counts as 0, as it would for a user.
-    """
-    evaluator = pytrec_eval.RelevanceEvaluator(qrels, set(MEASURES))
-    per_query = evaluator.evaluate(run)
-    return {
-        label: sum(per_query.get(q, {}).get(measure.replace(".", "_"), 0.0) for q in qrels) / len(qrels)
-        for measure, label in MEASURES.items()
-    }
+    """Mean nDCG@10, Recall@10 and Recall@100 of ``run`` over the judged queries (missing ones count 0)."""
+    metrics = score(qrels, run)
+    return {key: metrics[name] for name, key in MEASURES.items()}

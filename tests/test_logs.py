@@ -1,12 +1,26 @@
 """Logs never carry secrets: configured tokens and token-shaped strings are masked, whoever logs them."""
 
 import logging
+from collections.abc import Iterator
 
 import pytest
 
 from bot.logs import REDACTED, RedactingFilter, configure
 
 TELEGRAM_TOKEN = "123456789:AAHk3x-Zq9Tq7rV1Hq2cS0bOe8r2y5JmP0w"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """configure() replaces the root handlers; later tests must not log into this test's captured stderr."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in logging.root.manager.loggerDict}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, old in levels.items():
+        logging.getLogger(name).setLevel(old)
 
 
 def test_logs_mask_configured_secrets_and_token_shapes(capsys: pytest.CaptureFixture[str]) -> None:

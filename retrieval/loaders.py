@@ -28,6 +28,7 @@ from docx.text.paragraph import Paragraph
 from langchain_core.documents import Document
 from pypdf import PasswordType, PdfReader
 
+from retrieval.cleaning import attach_terms, normalize, reflow, strip_inline, strip_markdown
 from retrieval.errors import LoadError
 
 logger = logging.getLogger(__name__)
@@ -195,7 +196,7 @@ def _assemble(parts: Iterable[tuple[str, Metadata]]) -> tuple[str, list[Document
 def _title_from_text(text: str) -> str | None:
     """The first non-empty line, when it is short and not a generic heading such as "Abstract"."""
     for line in text[: _MAX_TITLE * 4].splitlines():
-        line = line.strip().lstrip("#").strip()
+        line = strip_inline(line.strip().lstrip("#").strip()).strip()
         if line:
             return line if _good_title(line) else None
     return None
@@ -315,9 +316,9 @@ def _non_empty(text: str) -> str:
 
 
 def parse_text(data: bytes) -> Parsed:
-    """Plain text: one segment holding the whole text."""
+    """Plain text: one segment holding the whole text, wrapped lines joined into paragraphs."""
     text, metadata = _decode_text(data)
-    text, segments = _assemble([(text, {})])
+    text, segments = _assemble([(attach_terms(reflow(normalize(text))), {})])
     return Parsed(text, segments, metadata=metadata)
 
 
@@ -326,8 +327,12 @@ _MD_FENCE = re.compile(r"^ {0,3}(```|~~~)")
 
 
 def parse_markdown(data: bytes) -> Parsed:
-    """Markdown: one segment per ``#``-``###`` section; the title is the first ``# `` heading."""
+    """Markdown: one segment per ``#``-``###`` section; the title is the first ``# `` heading with words.
+
+    Inline markup (badges, links, code ticks, emphasis) is reduced to its words and paragraphs to one line.
+    """
     text, metadata = _decode_text(data)
+    text = attach_terms(reflow(strip_markdown(normalize(text)), markdown=True))
     parts: list[tuple[str, Metadata]] = []
     section: Metadata = {}
     lines: list[str] = []
@@ -340,7 +345,7 @@ def parse_markdown(data: bytes) -> Parsed:
         if heading and len(heading.group(1)) <= _SECTION_LEVELS:
             parts.append(("".join(lines), section))
             lines, section = [], {"section": heading.group(2)}
-            if title is None and len(heading.group(1)) == 1:
+            if title is None and len(heading.group(1)) == 1 and heading.group(2).strip():
                 title = heading.group(2)
         lines.append(line)
     parts.append(("".join(lines), section))
@@ -400,8 +405,12 @@ def parse_html(data: bytes) -> Parsed:
     title = _html_title(soup)
     for tag in soup.find_all(_DROPPED_TAGS):
         tag.extract()
+    for tag in soup.find_all("a", class_="headerlink"):  # Sphinx's "¶" after every heading
+        tag.extract()
     collected = _walk_html(soup)
-    text, segments = _assemble((_SEPARATOR.join(blocks), meta) for blocks, meta in collected.parts)
+    text, segments = _assemble(
+        (attach_terms(normalize(_SEPARATOR.join(blocks))), meta) for blocks, meta in collected.parts
+    )
     if not segments:
         raise LoadError("no text found")
     return Parsed(text, segments, title)
@@ -409,7 +418,7 @@ def parse_html(data: bytes) -> Parsed:
 
 def _html_title(soup: BeautifulSoup) -> str | None:
     for tag in (soup.find("title"), soup.find("h1")):
-        if isinstance(tag, Tag) and (text := tag.get_text(" ", strip=True)):
+        if isinstance(tag, Tag) and (text := strip_inline(tag.get_text(" ", strip=True))):
             return re.sub(r"\s+", " ", text)
     return None
 
@@ -429,7 +438,7 @@ def _walk_html(soup: BeautifulSoup) -> _HtmlText:
             open_tags.append(node)
             open_pre += node.name == "pre"
             if node.name in _SECTION_TAGS and (heading := node.get_text(" ", strip=True)):
-                collected.start_section(re.sub(r"\s+", " ", heading))
+                collected.start_section(strip_inline(re.sub(r"\s+", " ", heading)))
             elif node.name in _BLOCK_TAGS:
                 collected.break_line()
             elif node.name in _CELL_TAGS:
@@ -448,7 +457,7 @@ def parse_pdf(data: bytes) -> Parsed:
     try:
         reader = PdfReader(io.BytesIO(data))
         _unlock(reader)
-        pages = [(page.extract_text() or "", {"page": n}) for n, page in enumerate(reader.pages, start=1)]
+        pages = [(_pdf_page(page.extract_text() or ""), {"page": n}) for n, page in enumerate(reader.pages, start=1)]
         title = str(reader.metadata.title or "").strip() if reader.metadata else ""
     except LoadError:
         raise
@@ -458,6 +467,11 @@ def parse_pdf(data: bytes) -> Parsed:
     if not segments:
         raise LoadError("no text layer (scanned PDF?)")
     return Parsed(text, segments, title if _good_title(title) else None)
+
+
+def _pdf_page(text: str) -> str:
+    """A page's text layer as paragraphs: ligatures unfolded, wrapped and hyphenated lines joined."""
+    return attach_terms(reflow(normalize(text, nfkc=True)))
 
 
 def _unlock(reader: PdfReader) -> None:
@@ -503,7 +517,9 @@ def _docx_sections(blocks: Iterable[Paragraph | Table]) -> tuple[list[tuple[str,
             sections.append(([], {"section": text}))
             first_heading = first_heading or text
         sections[-1][0].append(text)
-    parts = [(_SEPARATOR.join(line for line in lines if line), meta) for lines, meta in sections]
+    parts = [
+        (attach_terms(normalize(_SEPARATOR.join(line for line in lines if line))), meta) for lines, meta in sections
+    ]
     return parts, first_heading
 
 

@@ -83,7 +83,9 @@ def reflow(text: str, *, markdown: bool = False) -> str:
 
 def _continues(prev: str, line: str, usual: int, markdown: bool) -> bool:
     stripped = line.strip()
-    if _BLOCK_START.match(line) or _TERM.match(prev) or _TERM.match(line) or (markdown and (line.startswith("    ") or "|" in prev)):
+    if _BLOCK_START.match(line) or _TERM.match(prev) or _TERM.match(line):
+        return False
+    if markdown and (line.startswith("    ") or "|" in prev):  # indented code, table rows
         return False
     if markdown:
         return not prev.lstrip().startswith("#") and not prev.endswith("  ")

@@ -27,6 +27,8 @@ _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 _TERMINAL = re.compile(r"[.!?:;]['\")\]]*$")
 # Lines that start a block of their own: list items, headings, table rows, quotes, fences, figure labels.
 _BLOCK_START = re.compile(r"^\s*(?:[-*+•▪◦‣]\s|\d{1,3}[.)]\s|#{1,6}\s|\||>|```|~~~|(?:Table|Figure|Fig\.)\s+\d)")
+# "2.4. OPTIONS", "3 Results", "MEMORY MANAGEMENT": a heading, whatever the line widths say.
+_HEADING = re.compile(r"^\s*(?:\d{1,2}(?:\.\d{1,2})*\.?\s+[A-Z][^.!?]{0,60}|[A-Z][A-Z0-9 ,&/()-]{2,60})\s*$")
 _HYPHENATED = re.compile(r"([A-Za-z]{2,})-$")
 _TERM = re.compile(
     r"^\s*(?:--?[A-Za-z0-9][\w-]*(?:[= ]<?[\w.-]+>?)?|[A-Z][A-Z0-9]*_[A-Z0-9_]+)"
@@ -42,6 +44,11 @@ _MD_CODE = re.compile(r"`+([^`\n]+?)`+")
 _MD_EMPHASIS = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1|(?<![\w*])\*(?=[^\s*])([^*\n]+?)(?<=\S)\*(?![\w*])")
 _MD_ANCHOR = re.compile(r"\s*\{#[\w-]+\}\s*$|[¶]")
 _MD_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+
+
+def clean(text: str) -> str:
+    """Plain text as citebot indexes it: normalized, wrapped lines re-joined, term lines attached."""
+    return attach_terms(reflow(normalize(text)))
 
 
 def normalize(text: str, *, nfkc: bool = False) -> str:
@@ -84,6 +91,8 @@ def reflow(text: str, *, markdown: bool = False) -> str:
 def _continues(prev: str, line: str, usual: int, markdown: bool) -> bool:
     stripped = line.strip()
     if _BLOCK_START.match(line) or _TERM.match(prev) or _TERM.match(line):
+        return False
+    if not markdown and (_HEADING.match(prev) or _HEADING.match(line)):
         return False
     if markdown and (line.startswith("    ") or "|" in prev):  # indented code, table rows
         return False

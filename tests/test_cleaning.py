@@ -58,3 +58,13 @@ def test_strip_markdown_leaves_the_words_of_badges_links_and_code() -> None:
 
 def test_normalize_drops_soft_hyphens_and_unifies_line_ends() -> None:
     assert normalize("micro\u00adenvironment\r\nnext") == "microenvironment\nnext"
+
+
+def test_reflow_keeps_numbered_and_capitalised_headings_on_their_own_line() -> None:
+    page = "\n".join(
+        ["3 for an internal consistency error (eg, bug) which caused the compressor to stop at once and panic."] * 5
+        + ["2.4. OPTIONS", "-k --keep", "    keep input files.", "2.3. DESCRIPTION", "bzip2 compresses files."]
+    )
+    lines = attach_terms(reflow(page)).splitlines()
+    assert "2.4. OPTIONS" in lines and "2.3. DESCRIPTION" in lines
+    assert "-k --keep: keep input files." in lines

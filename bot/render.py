@@ -35,6 +35,7 @@ PAGE_QUOTE_CHARS = 1200  # quotes on the "Sources" pages
 _TITLE_CHARS = 150
 _FIELD_CHARS = 100  # a location (page, section)
 _CLOSEST = 3  # passages listed under a declined answer
+_LOCATIONS = 3  # pages or sections named in a source line at most
 _SLACK_SOURCE_BLOCKS = 4  # context blocks of sources at most; the rest are counted, not listed
 
 _MARKER = r"\[\d+(?: ?[,–-] ?\d+)*\]"
@@ -124,6 +125,14 @@ def _flat(c: Citation | StoredCitation) -> StoredCitation:
     return StoredCitation.from_citation(c) if isinstance(c, Citation) else c
 
 
+def groups(citations: Sequence[Citation | StoredCitation]) -> list[list[StoredCitation]]:
+    """The citations of one answer grouped by number: one group per cited document, in number order."""
+    by_number: dict[int, list[StoredCitation]] = {}
+    for c in citations:
+        by_number.setdefault(c.number, []).append(_flat(c))
+    return [by_number[n] for n in sorted(by_number)]
+
+
 def _identifiers(c: StoredCitation) -> Iterator[tuple[str, str, str]]:
     """(label, value, url) for the well-formed DOI, PMID and PMCID a citation carries."""
     doi = re.sub(r"^(https?://(dx\.)?doi\.org/|doi:\s*)", "", c.doi.strip(), flags=re.IGNORECASE)
@@ -137,29 +146,34 @@ def _identifiers(c: StoredCitation) -> Iterator[tuple[str, str, str]]:
         yield "PMCID", pmcid, f"https://pmc.ncbi.nlm.nih.gov/articles/{pmcid}/"
 
 
-def _source(c: StoredCitation, style: _Style) -> str:
-    """``[n] Title, DOI …, PMID …, page 3`` with the title linked to the first identifier's page."""
-    ids = list(_identifiers(c))
-    title = style.escape(shorten(c.title or c.source or "untitled", _TITLE_CHARS))
+def _locations(group: Sequence[StoredCitation]) -> list[str]:
+    return list(dict.fromkeys(c.location for c in group if c.location))
+
+
+def _source(group: Sequence[StoredCitation], style: _Style) -> str:
+    """``[n] Title, DOI …, PMID …, page 3, page 5`` with the title linked to the first identifier's page."""
+    first = group[0]
+    ids = list(_identifiers(first))
+    title = style.escape(shorten(first.title or first.source or "untitled", _TITLE_CHARS))
     parts = [style.link(ids[0][2], title) if ids else title]
     parts += [f"{label} {style.link(url, style.escape(value))}" for label, value, url in ids]
-    if c.location:
-        parts.append(style.escape(shorten(c.location, _FIELD_CHARS)))
-    return f"[{c.number}] " + ", ".join(parts)
+    parts += [style.escape(shorten(where, _FIELD_CHARS)) for where in _locations(group)[:_LOCATIONS]]
+    return f"[{first.number}] " + ", ".join(parts)
 
 
-def source_line(c: Citation | StoredCitation) -> str:
-    """``[n] Title, DOI 10.x/y, PMID 123, page 3, "quoted words…"`` as plain text."""
-    flat = _flat(c)
-    return f'{_source(flat, _PLAIN)}, "{shorten(flat.quote, QUOTE_CHARS)}"'
+def source_line(group: Sequence[Citation | StoredCitation]) -> str:
+    """One cited document as plain text: its ``[n]`` line, then each quoted sentence on a line of its own."""
+    flat = [_flat(c) for c in group]
+    quotes = [f'    "{shorten(c.quote, QUOTE_CHARS)}"' for c in flat]
+    return "\n".join([_source(flat, _PLAIN), *quotes])
 
 
-def _source_entry(c: StoredCitation, style: _Style, limit: int) -> str:
-    """A source and its quotation, within ``limit``."""
-    head = _source(c, style)
-    budget = min(PAGE_QUOTE_CHARS, limit - width(head) - width(style.quote("")) - 1)
-    text = shorten(c.quote, budget, lambda s: width(style.escape(s))) if budget > 10 else ""
-    return f"{head}\n{style.quote(style.escape(text))}" if text else head
+def _source_entry(group: Sequence[StoredCitation], style: _Style, limit: int) -> str:
+    """A source and its quotations, within ``limit``."""
+    head = _source(group, style)
+    budget = min(PAGE_QUOTE_CHARS, (limit - width(head)) // len(group) - width(style.quote("")) - 1)
+    quotes = [shorten(c.quote, budget, lambda s: width(style.escape(s))) for c in group] if budget > 10 else []
+    return "\n".join([head, *(style.quote(style.escape(q)) for q in quotes if q)])
 
 
 def _closest(answer: Answer, style: _Style) -> list[str]:
@@ -242,7 +256,7 @@ def _titled(title: str, lines: Sequence[str], style: _Style) -> list[Piece]:
 
 
 def _source_lines(citations: Sequence[Citation | StoredCitation], style: _Style) -> list[Piece]:
-    return _titled("Sources", [_source(_flat(c), style) for c in citations], style)
+    return _titled("Sources", [_source(g, style) for g in groups(citations)], style)
 
 
 # --- terminal ------------------------------------------------------------------------------------------
@@ -252,7 +266,7 @@ def to_terminal(answer: Answer) -> str:
     """The answer as the terminal shows it: text, then the sources with their quotes (or closest passages)."""
     parts = [sanitize(answer.notice).strip(), sanitize(answer.text).strip() or NOT_FOUND_PHRASE]
     if answer.citations:
-        parts.append("Sources:\n" + "\n".join(source_line(c) for c in answer.citations))
+        parts.append("Sources:\n" + "\n".join(source_line(g) for g in groups(answer.citations)))
     elif not answer.found and answer.passages:
         parts.append("Closest passages (not cited):\n" + "\n".join(_closest(answer, _PLAIN)))
     return "\n\n".join(p for p in parts if p)
@@ -281,7 +295,7 @@ def sources_pages_telegram(answer: Answer | StoredAnswer, page_size: int = 5) ->
     if not answer.citations:
         return [html.escape("This answer cites no passages.")]
     room = TELEGRAM_LIMIT - 40  # for the page header
-    entries = [("\n\n", _source_entry(_flat(c), _HTML, room)) for c in answer.citations]
+    entries = [("\n\n", _source_entry(g, _HTML, room)) for g in groups(answer.citations)]
     pages = _pack(entries, room, max_pieces=page_size)
     if len(pages) == 1:
         return [f"<b>Sources</b>\n\n{pages[0]}"]
@@ -306,7 +320,7 @@ def _button(text: str, action_id: str, value: str) -> dict:
 
 def _slack_sources(citations: Sequence[Citation]) -> list[dict]:
     """Context blocks listing the sources, one element each, ten elements a block."""
-    lines = [_source(_flat(c), _MRKDWN) for c in citations]
+    lines = [_source(g, _MRKDWN) for g in groups(citations)]
     room = _SLACK_SOURCE_BLOCKS * SLACK_CONTEXT_ELEMENTS
     if len(lines) > room:
         lines = lines[: room - 1] + [f"… and {len(lines) - room + 1} more sources"]
@@ -341,7 +355,7 @@ def sources_blocks_slack(answer: Answer | StoredAnswer) -> tuple[str, list[dict]
     title = _mrkdwn_escape(f"Sources for: {shorten(answer.question, 200)}")  # the asker's words, any markup
     if not answer.citations:
         return title, [_section("This answer cites no passages.")]
-    entries = [_source_entry(_flat(c), _MRKDWN, SLACK_SECTION_LIMIT) for c in answer.citations]
+    entries = [_source_entry(g, _MRKDWN, SLACK_SECTION_LIMIT) for g in groups(answer.citations)]
     if len(entries) > SLACK_MAX_BLOCKS:
         extra = len(entries) - SLACK_MAX_BLOCKS + 1
         entries = entries[: SLACK_MAX_BLOCKS - 1] + [f"… and {extra} more sources"]

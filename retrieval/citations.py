@@ -1,6 +1,7 @@
-"""Citation markers: parse them, renumber them, strip unknown ones, and verify an answer's citations.
+"""Citation markers: parse them, rewrite or strip them, and verify an answer's citations.
 
-An answer refers to passages with ``[n]`` markers (``[2]``, ``[1, 3]`` and ``[1][3]`` all parse). Whatever
+An answer refers to source documents with ``[n]`` markers (``[2]``, ``[1, 3]`` and ``[1][3]`` all parse): one
+number per document, however many of its sentences are quoted, each quote a ``Citation`` with that number. Whatever
 wrote the text, extractive code or a language model, ``verify`` is the last check before a user sees it:
 every marker must resolve to a citation, and every citation must quote its retrieved passage exactly.
 """
@@ -35,22 +36,18 @@ def rewrite_markers(text: str, mapping: Callable[[int], int | None]) -> str:
     return MARKER.sub(_replace, text)
 
 
-def renumber(text: str) -> tuple[str, dict[int, int]]:
-    """Renumber markers 1..m in order of first use; returns the new text and old -> new numbers."""
-    order = {old: new for new, old in enumerate(parse_markers(text), start=1)}
-    return rewrite_markers(text, order.get), order
-
-
 def verify(answer: Answer) -> list[str]:
     """Problems with an answer's citations, as sentences; an empty list means every citation checks out.
 
-    Checks: each marker has a citation, each citation is used, numbers are unique, each cited passage was
-    retrieved for this answer, and each quote is the passage text at the recorded offsets.
+    Checks: each marker has a citation, each citation is used, one number names one document, each cited
+    passage was retrieved for this answer, and each quote is the passage text at the recorded offsets.
     """
     problems: list[str] = []
     numbers = [c.number for c in answer.citations]
-    if len(numbers) != len(set(numbers)):
-        problems.append("citation numbers repeat")
+    documents: dict[int, set[tuple[str, str]]] = {}
+    for c in answer.citations:
+        documents.setdefault(c.number, set()).add(c.document)
+    problems += [f"[{n}] names {len(docs)} documents" for n, docs in sorted(documents.items()) if len(docs) > 1]
     markers = set(parse_markers(answer.text))
     problems += [f"[{n}] has no citation" for n in sorted(markers - set(numbers))]
     problems += [f"citation [{n}] is never used in the text" for n in sorted(set(numbers) - markers)]

@@ -5,8 +5,9 @@ sentence by sentence (``ground``): each ``[n]`` must name a given passage, and t
 clause since the previous marker) must be supported by that passage: the passage sentence closest in
 meaning must pass a cosine-similarity threshold (measured on SciFact rationales, see BENCHMARKS.md) and
 every number the words state must occur in the passage or its title. Markers that fail are stripped; a
-sentence with a clause left without a verified marker is dropped. The passages still cited are renumbered
-1..m in order of first use, each citation quoting the passage sentence that supports it best.
+sentence with a clause left without a verified marker is dropped. The documents still cited are numbered
+1..m in order of first use (two passages of one document share a number), each citation quoting the passage
+sentence that supports it best.
 
 The check is one of topic and wording, not of logic: a sentence saying the opposite of its passage in the
 passage's words passes (BENCHMARKS.md measures how often).
@@ -23,10 +24,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from retrieval.citations import MARKER, parse_markers, renumber, rewrite_markers
+from retrieval.citations import MARKER, parse_markers, rewrite_markers
 from retrieval.embeddings import Embedder
 from retrieval.keyword import analyze
 from retrieval.prompts import NOT_FOUND_PHRASE
+from retrieval.sentences import spans
 from retrieval.types import Citation, Passage
 
 logger = logging.getLogger(__name__)
@@ -35,9 +37,6 @@ logger = logging.getLogger(__name__)
 # same for both packaged embedders (bench/support_threshold.py; BENCHMARKS.md, "Citation support check").
 SUPPORT_THRESHOLD = 0.55
 
-# A sentence ends at . ! ? (and the markers right after it) before white space, or at a line break.
-_BOUNDARY = re.compile(rf"[.!?]+(?:[ \t]*{MARKER.pattern})*(?=\s|$)|\n")
-_ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|et al|etc|vs|cf|approx|fig|no|dr)\.$", re.IGNORECASE)
 _MARKER_RUN = re.compile(rf"{MARKER.pattern}(?:[ \t]*{MARKER.pattern})*")
 # Quantities, not the digits of names like SHP-2, MEK1/2 or 3-kinase.
 _NUMBER = re.compile(r"(?<![\w./-])\d+(?:[.,]\d+)*(?![\w/-])")
@@ -52,23 +51,6 @@ def number_passages(passages: Sequence[Passage]) -> str:
         where = f" ({passage.location})" if passage.location else ""
         blocks.append(f"[{number}] {passage.title}{where}\n{passage.text.strip()}")
     return "\n\n".join(blocks)
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """``(start, end)`` of each sentence or line of ``text``, white space trimmed, ``[n]`` kept with it."""
-    spans, start = [], 0
-    for match in _BOUNDARY.finditer(text):
-        if match.group() != "\n" and _ABBREVIATION.search(text[start : match.start() + 1]):
-            continue
-        spans.append((start, match.end()))
-        start = match.end()
-    spans.append((start, len(text)))
-    trimmed = []
-    for a, b in spans:
-        piece = text[a:b]
-        if piece.strip():
-            trimmed.append((a + len(piece) - len(piece.lstrip()), b - len(piece) + len(piece.rstrip())))
-    return trimmed
 
 
 def declines(text: str) -> bool:
@@ -136,11 +118,11 @@ class SupportChecker:
 
     def assess(self, pairs: Sequence[tuple[str, Passage]]) -> list[Support]:
         """The support each passage lends its claim, for ``(claim, passage)`` pairs; one embedding call."""
-        spans = {p.id: _support_spans(p.text) for _, p in pairs}
-        vectors = self._vectors([c for c, _ in pairs] + [p.text[a:b] for _, p in pairs for a, b in spans[p.id]])
+        sentences = {p.id: _support_spans(p.text) for _, p in pairs}
+        vectors = self._vectors([c for c, _ in pairs] + [p.text[a:b] for _, p in pairs for a, b in sentences[p.id]])
         out = []
         for claim, passage in pairs:
-            candidates = spans[passage.id]
+            candidates = sentences[passage.id]
             scores = [float(np.dot(vectors[claim], vectors[passage.text[a:b]])) for a, b in candidates]
             best = int(np.argmax(scores)) if scores else -1
             start, end = candidates[best] if scores else (0, 0)
@@ -155,9 +137,9 @@ class SupportChecker:
 
 def _support_spans(text: str) -> list[tuple[int, int]]:
     """The passage's sentences and lines that could carry a claim; the whole text if none is long enough."""
-    spans = [(a, b) for a, b in sentence_spans(text) if len(text[a:b].split()) >= _MIN_SPAN_WORDS]
-    if spans or not text.strip():
-        return spans
+    long_enough = [(a, b) for a, b in spans(text) if len(text[a:b].split()) >= _MIN_SPAN_WORDS]
+    if long_enough or not text.strip():
+        return long_enough
     return [(len(text) - len(text.lstrip()), len(text.rstrip()))]
 
 
@@ -205,8 +187,8 @@ class Grounded:
 
 def ground(text: str, passages: Sequence[Passage], checker: SupportChecker) -> Grounded:
     """Keep the sentences of ``text`` whose citations verify against ``passages`` (numbered from 1)."""
-    spans = sentence_spans(text)
-    sentences = [_clauses(text[a:b]) for a, b in spans]
+    found = spans(text)
+    sentences = [_clauses(text[a:b]) for a, b in found]
     pairs = list(
         dict.fromkeys(
             (clause.claim, n)
@@ -221,7 +203,7 @@ def ground(text: str, passages: Sequence[Passage], checker: SupportChecker) -> G
     kept: list[str] = []
     best: dict[int, Support] = {}
     removed = 0
-    for (a, b), clauses in zip(spans, sentences, strict=True):
+    for (a, b), clauses in zip(found, sentences, strict=True):
         keep = [{n for n in c.markers if (c.claim, n) in verified} for c in clauses]
         if clauses and all(keep):
             kept.append(_rewrite(clauses, keep) + _separator(text, b))
@@ -233,8 +215,16 @@ def ground(text: str, passages: Sequence[Passage], checker: SupportChecker) -> G
         elif analyze(text[a:b]):
             removed += 1
             logger.info("dropped unsupported sentence: %r", text[a:b])
-    final, order = renumber("".join(kept).strip())
-    citations = [_citation(new, passages[old - 1], best[old]) for old, new in order.items()]
+    body = "".join(kept).strip()
+    cited = parse_markers(body)
+    numbers: dict[tuple[str, str], int] = {}  # one number per document, in order of first use
+    for old in cited:
+        numbers.setdefault(passages[old - 1].document, len(numbers) + 1)
+    final = _MARKER_RUN.sub(
+        lambda run: "".join(f"[{n}]" for n in parse_markers(run.group())),
+        rewrite_markers(body, lambda old: numbers[passages[old - 1].document]),
+    )
+    citations = [_citation(numbers[passages[old - 1].document], passages[old - 1], best[old]) for old in cited]
     return Grounded(final, sorted(citations, key=lambda c: c.number), removed)
 
 
@@ -268,11 +258,11 @@ class VerifiedStream:
 
     def __call__(self, token: str) -> None:
         self._text += token
-        spans = sentence_spans(self._text[self._done :])
-        for a, b in spans[:-1]:  # the last one may still grow
+        found = spans(self._text[self._done :])
+        for a, b in found[:-1]:  # the last one may still grow
             self._emit(self._text[self._done + a : self._done + b])
-        if len(spans) > 1:
-            self._done += spans[-1][0]
+        if len(found) > 1:
+            self._done += found[-1][0]
 
     def finish(self) -> None:
         """Check the last sentence, which no boundary followed."""

@@ -32,6 +32,11 @@ class Passage:
         return str(self.metadata.get("title") or self.source)
 
     @property
+    def document(self) -> tuple[str, str]:
+        """(root, source): which document of which indexed folder the passage is from."""
+        return str(self.metadata.get("root", "")), self.source
+
+    @property
     def location(self) -> str:
         """'page 3', 'section Methods' or '' where the document has neither."""
         if self.metadata.get("page"):
@@ -43,7 +48,9 @@ class Passage:
 
 @dataclass(frozen=True)
 class Citation:
-    """One numbered source of an answer: the passage and the exact words quoted from it.
+    """One quote of an answer: the passage, the exact words quoted from it, and its source's number.
+
+    The number is the source document's: two quotes of one document share it.
 
     ``start``/``end`` index the quote inside ``passage.text``; ``source_start``/``source_end`` index it
     inside the whole extracted text of the source document.
@@ -54,6 +61,10 @@ class Citation:
     quote: str
     start: int
     end: int
+
+    @property
+    def document(self) -> tuple[str, str]:
+        return self.passage.document
 
     @property
     def source_start(self) -> int:

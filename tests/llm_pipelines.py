@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from retrieval.grounding import sentence_spans
 from retrieval.pipeline import Pipeline
+from retrieval.sentences import spans as sentence_spans
 
 
 def llm_pipeline(indexed: Pipeline, base_url: str, **overrides: Any) -> Pipeline:

@@ -13,9 +13,9 @@ from retrieval.grounding import (
     declines,
     ground,
     number_passages,
-    sentence_spans,
     strip_markers,
 )
+from retrieval.sentences import spans as sentence_spans
 from retrieval.types import Passage
 
 FIBROBLASTS = "Cancer-associated fibroblasts are the main stromal target of new TME therapies."
@@ -152,3 +152,13 @@ def test_ground_never_cites_what_was_not_given(checker: SupportChecker, sentence
         assert citation.passage in PASSAGES
         assert citation.passage.text[citation.start : citation.end] == citation.quote
     assert "Aspirin" not in grounded.text and "Bananas" not in grounded.text
+
+
+def test_ground_numbers_two_passages_of_one_document_once(checker: SupportChecker) -> None:
+    review = {"source": "review.pdf", "title": "Stroma review"}
+    first = Passage("review-1", f"Stroma is more than scaffolding. {FIBROBLASTS}", {**review, "page": 2})
+    second = Passage("review-7", f"Drug delivery is hard. {MATRIX}", {**review, "page": 9})
+    text = f"{FIBROBLASTS[:-1]} [1]. {MATRIX[:-1]} [2]."
+    grounded = ground(text, [first, second], checker)
+    assert parse_markers(grounded.text) == [1]
+    assert [(c.number, c.passage.id) for c in grounded.citations] == [(1, "review-1"), (1, "review-7")]

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bot import render
 from bot.feedback import StoredAnswer, StoredCitation
+from retrieval.types import Citation
 
 MARKER = re.compile(r"\[\d+\]")
 HTML_TAG = re.compile(r'<(/?)(b|i|blockquote|a)(?: href="[^"<>&]*")?>')
@@ -49,19 +50,31 @@ def squeeze(text: str) -> str:
 
 def test_source_line_shows_title_identifiers_location_and_quote(make_answer) -> None:
     first, second = make_answer().citations
-    assert render.source_line(first) == (
-        "[1] Targeting the tumour microenvironment, DOI 10.1038/s41571-020-0403-1, page 3, "
-        '"Cancer-associated fibroblasts and tumour-associated macrophages are the main therapeutic targets."'
+    assert render.source_line([first]) == (
+        "[1] Targeting the tumour microenvironment, DOI 10.1038/s41571-020-0403-1, page 3\n"
+        '    "Cancer-associated fibroblasts and tumour-associated macrophages are the main therapeutic targets."'
     )
-    assert render.source_line(second).startswith(
-        "[2] Immune checkpoints in solid tumours, PMID 31562232, section Clinical trials, "
+    assert render.source_line([second]).startswith(
+        "[2] Immune checkpoints in solid tumours, PMID 31562232, section Clinical trials\n"
     )
+
+
+def test_source_line_lists_every_quote_of_one_document_under_its_number(make_answer) -> None:
+    answer = make_answer()
+    first, second = answer.citations
+    same_document = Citation(1, second.passage, second.quote, second.start, second.end)
+    answer.citations = [first, same_document]
+    (group,) = render.groups(answer.citations)
+    head, *quotes = render.source_line(group).splitlines()
+    assert head.startswith("[1] Targeting the tumour microenvironment") and "section Clinical trials" in head
+    assert [q.strip().strip('"') for q in quotes] == [first.quote, second.quote]
+    assert render.to_terminal(answer).count("[1] Targeting") == 1
 
 
 def test_source_line_shortens_a_long_quote_at_a_word(make_answer) -> None:
     quote = "Macrophages " + "reshape the stroma and " * 40 + "end."
     (citation,) = make_answer(sources=[({"title": "Review", "page": 1}, quote)]).citations
-    shown = render.source_line(citation).split(', "', 1)[1].rstrip('"')
+    shown = render.source_line([citation]).splitlines()[1].strip().strip('"')
     kept = shown.removesuffix("…")
     assert shown.endswith("…") and len(shown) <= render.QUOTE_CHARS
     assert quote.startswith(kept) and quote[len(kept)] == " "  # cut between words
@@ -69,7 +82,7 @@ def test_source_line_shortens_a_long_quote_at_a_word(make_answer) -> None:
 
 def test_source_line_same_for_a_stored_citation(make_answer) -> None:
     for citation in make_answer().citations:
-        assert render.source_line(StoredCitation.from_citation(citation)) == render.source_line(citation)
+        assert render.source_line([StoredCitation.from_citation(citation)]) == render.source_line([citation])
 
 
 def test_to_terminal_lists_sources_after_the_answer(make_answer) -> None:
@@ -350,5 +363,5 @@ def test_sources_stay_within_limits_and_escaped(make_answer, items, text: str) -
         for t in texts_:
             ours = re.sub(r"<https://[^|<>\s]+\|[^<>]*>|^>", "", t, flags=re.MULTILINE)  # links, quotes
             assert "<" not in ours and ">" not in ours
-    assert all(len(render.source_line(c)) < 1000 for c in answer.citations)
+    assert all(len(render.source_line(g)) < 1000 for g in render.groups(answer.citations))
     assert "\x1b" not in render.to_terminal(answer)

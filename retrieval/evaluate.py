@@ -23,6 +23,7 @@ from typing import Any
 import pytrec_eval
 from langchain_core.documents import Document
 
+from retrieval.cleaning import clean
 from retrieval.loaders import LoadedDocument
 from retrieval.search import Mode, Searcher
 from retrieval.settings import RetrievalSettings
@@ -46,9 +47,9 @@ class Dataset:
     qrels: dict[str, dict[str, int]]
 
     def documents(self) -> Iterator[LoadedDocument]:
-        """The corpus as loaded documents: title, blank line, text."""
+        """The corpus as loaded documents: title, blank line, text, cleaned as a text file is."""
         for doc_id, (title, text) in self.corpus.items():
-            full = f"{title}\n\n{text}" if title else text
+            full = clean(f"{title}\n\n{text}" if title else text)
             yield LoadedDocument(
                 source=doc_id,
                 text=full,

@@ -28,7 +28,7 @@ from docx.text.paragraph import Paragraph
 from langchain_core.documents import Document
 from pypdf import PasswordType, PdfReader
 
-from retrieval.cleaning import attach_terms, normalize, reflow, strip_inline, strip_markdown
+from retrieval.cleaning import attach_terms, clean, normalize, reflow, strip_inline, strip_markdown
 from retrieval.errors import LoadError
 
 logger = logging.getLogger(__name__)
@@ -318,7 +318,7 @@ def _non_empty(text: str) -> str:
 def parse_text(data: bytes) -> Parsed:
     """Plain text: one segment holding the whole text, wrapped lines joined into paragraphs."""
     text, metadata = _decode_text(data)
-    text, segments = _assemble([(attach_terms(reflow(normalize(text))), {})])
+    text, segments = _assemble([(clean(text), {})])
     return Parsed(text, segments, metadata=metadata)
 
 

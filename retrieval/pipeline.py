@@ -43,6 +43,7 @@ class Pipeline:
         self.settings = settings or RetrievalSettings()
         embedder = embedder or get_embedder(self.settings.embedder, batch_size=self.settings.embed_batch_size)
         self.store = store or ChunkStore(self.settings, embedder)
+        self.embedder = embedder
         self.searcher = Searcher(self.store, self.settings)
         self.llm = LLMAnswerer(self.settings, embedder) if self.settings.llm_enabled else None
 
@@ -77,7 +78,7 @@ class Pipeline:
         """
         t0 = time.perf_counter()
         standalone = condense_question(question, history, self.llm.chat if self.llm else None)
-        found = self.search(standalone)
+        found = self.search(standalone, k=max(self.settings.top_k, self.settings.read_k))
         t1 = time.perf_counter()
         answer = self._answer(standalone, found.passages, history, on_token)
         answer.question = question  # the user's words; the standalone form only steered search and answer
@@ -85,20 +86,27 @@ class Pipeline:
         answer.timings["total"] = time.perf_counter() - t0
         return answer
 
+    def extractive(self, question: str, passages: Sequence[Passage]) -> Answer:
+        """The offline answer: the passages' sentences that answer ``question``, quoted and cited."""
+        return extractive_answer(question, passages, self.settings, self.embedder)
+
     def _answer(
         self, question: str, passages: list[Passage], history: Sequence[tuple[str, str]], on_token: TokenCallback | None
     ) -> Answer:
-        """The language model's verified answer where one is configured and the passages are relevant."""
+        """The language model's verified answer where one is configured and the passages are relevant.
+
+        The model reads the best ``top_k`` passages; the extractive reader all ``read_k`` of them.
+        """
         if self.llm is None or not is_relevant(passages, self.settings):
-            return extractive_answer(question, passages, self.settings)
+            return self.extractive(question, passages)
         try:
-            return self.llm.answer(question, passages, history, on_token)
+            return self.llm.answer(question, passages[: self.settings.top_k], history, on_token)
         except UnverifiedAnswerError as exc:
             logger.warning("showing the extractive answer: %s", exc)
             notice = LLM_UNVERIFIED_NOTICE
         except LLMError as exc:
             notice = LLM_UNAVAILABLE_NOTICE.format(reason=exc)
-        answer = extractive_answer(question, passages, self.settings)
+        answer = self.extractive(question, passages)
         answer.notice = notice
         return answer
 

@@ -56,7 +56,10 @@ class RetrievalSettings(BaseSettings):
     chunk_overlap: int = Field(150, ge=0, description="Characters shared by neighbouring chunks.")
 
     candidates: int = Field(30, ge=1, description="Passages each search side (dense, keyword) proposes.")
-    top_k: int = Field(6, ge=1, description="Fused passages an answer is drawn from.")
+    top_k: int = Field(6, ge=1, description="Fused passages a language model's answer is drawn from.")
+    read_k: int = Field(
+        24, ge=1, description="Fused passages the extractive reader reads (long documents hide answers deep)."
+    )
     fusion: Literal["score", "rrf"] = Field(
         "score", description="Fusion of the two sides: normalised score fusion or reciprocal rank fusion."
     )
@@ -65,7 +68,15 @@ class RetrievalSettings(BaseSettings):
     min_relevance: float = Field(
         0.3, description="Cosine similarity the best passage needs before the documents count as answering."
     )
-    max_sentences: int = Field(5, ge=1, description="Sentences in an extractive answer at most.")
+    # Both operating points are fitted on COVID-QA's tune fold by bench/fit_reader.py (BENCHMARKS.md, "Reader").
+    min_answer_probability: float = Field(
+        0.25, ge=0, le=1,
+        description="The reader's probability that the documents answer, under which the answer is declined.",
+    )
+    min_support_probability: float = Field(
+        0.1, ge=0, le=1, description="A sentence's probability of answering, under which it does not support the lead."
+    )
+    max_sentences: int = Field(5, ge=1, description="Sentences in a language model's answer at most.")
 
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=_env("OPENAI_API_KEY"), description="Turns on LLM-written answers."

@@ -1,0 +1,259 @@
+"""Fit the reader's weights and the answer's operating points on COVID-QA's development questions.
+
+    CITEBOT_DATA_DIR=bench/results/data .venv/bin/python bench/fit_reader.py ../shared/bench/covidqa
+
+Questions are split by their paper into a "tune" and a "held" fold (``answer_eval.fold``). Everything is
+fitted on the tune fold only:
+
+1. the cheap sentence model (logistic regression on the features that need no embedding), labels: the
+   sentence holds the gold answer (60% of its content words, as the judgement is made);
+2. how many candidates the cheap model passes on to be embedded (``embed_limit``): the smallest that keeps the
+   best answering sentence for 94% of the questions whose passages hold one;
+3. the sentence model over all features, on those candidates;
+4. the answerable model (question level), labels: 1 for each question asked of the full index, 0 for the
+   same question asked of the collection that lacks its paper (``answer_eval.without_documents``), and 0 for
+   an *entity-swapped* copy asked of the full index: its rarest word replaced by the rarest word of another
+   tune question ("What is the main cause of carrageenan infection in children?"), the near-topic question
+   about something the documents never mention that in-domain COVID-QA alone cannot teach;
+5. the decline threshold (the most declines of unanswerable questions with at most 8% of answerable ones
+   declined) and the support threshold (the best holds-gold with the mean answer at most 66 words), replayed
+   through ``answer.compose`` itself.
+
+The models are written to ``retrieval/reader_weights.json``; the thresholds are printed, to be set as the
+defaults in ``retrieval/settings.py``. Sentence vectors are cached for the run (each is needed twice).
+Figures for both folds go to ``bench/results/fit_reader.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import platform
+import random
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from retrieval import evaluate, reader
+from retrieval.answer import compose, declined, is_relevant
+from retrieval.answer_eval import (
+    AnswerScores,
+    Gold,
+    fold,
+    half,
+    holds,
+    load_answers,
+    open_variants,
+)
+from retrieval.keyword import analyze
+from retrieval.pipeline import Pipeline
+from retrieval.settings import RetrievalSettings
+
+RESULTS = Path(__file__).parent / "results"
+WEIGHTS = Path(__file__).parent.parent / "retrieval" / "reader_weights.json"
+L2 = 1.0  # ridge penalty on standardised features: keeps weights finite when a feature separates perfectly
+LIMITS = (8, 12, 16, 20, 24, 32, 48)
+KEEP_BEST = 0.94
+MAX_ANSWERABLE_DECLINED = 0.08
+MAX_MEAN_WORDS = 66
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> dict:
+    """L2-regularised logistic regression by Newton's method on standardised features."""
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = np.column_stack([(x - mean) / scale, np.ones(len(x))])
+    w = np.zeros(z.shape[1])
+    penalty = np.full(z.shape[1], L2)
+    penalty[-1] = 0.0  # no penalty on the intercept
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-z @ w))
+        gradient = z.T @ (p - y) + penalty * w
+        hessian = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return {"features": list(names), "mean": mean.tolist(), "scale": scale.tolist(),
+            "weights": w[:-1].tolist(), "bias": float(w[-1])}
+
+
+def swap_entities(questions: dict[str, str]) -> dict[str, str]:
+    """Each question with its rarest word replaced by the rarest word of another question (seeded)."""
+    rarest = {}
+    for q, text in questions.items():
+        words = analyze(text, stem=False)
+        if words:
+            rarest[q] = max(words, key=reader.rarity)
+    ids = sorted(rarest)
+    donors = ids[1:] + ids[:1]
+    random.Random(0).shuffle(donors)
+    out = {}
+    for q, donor in zip(ids, donors, strict=True):
+        if rarest[donor] != rarest[q]:
+            out[q] = re.sub(rf"(?i)\b{re.escape(rarest[q])}\b", rarest[donor], questions[q], count=1)
+    return out
+
+
+class _Cached:
+    """The embedder with every vector kept, for a run that embeds the same sentences twice."""
+
+    def __init__(self, embedder) -> None:
+        self.embedder, self.vectors = embedder, {}
+
+    def embed(self, texts):
+        missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if missing:
+            self.vectors.update(zip(missing, self.embedder.embed(missing), strict=True))
+        return np.asarray([self.vectors[t] for t in texts])
+
+
+def _store(models: dict) -> None:
+    WEIGHTS.write_text(json.dumps(models, indent=1) + "\n", encoding="utf-8")
+    reader.weights.cache_clear()
+    reader._model.cache_clear()
+
+
+def open_pipelines(folder: Path) -> tuple[evaluate.Dataset, dict[str, Gold], Pipeline, dict[int, Pipeline]]:
+    data = evaluate.load_beir(folder)
+    golds = {q: g for q, g in load_answers(folder).items() if q in data.queries}
+    full = Pipeline(evaluate.dataset_settings(data, RetrievalSettings()))
+    full.index_documents(f"beir:{data.name}", data.documents())
+    return data, golds, full, open_variants(full, data, golds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset", type=Path)
+    args = parser.parse_args()
+    t0 = time.time()
+    RESULTS.mkdir(exist_ok=True)
+    data, golds, full, variants = open_pipelines(args.dataset)
+    settings = full.settings
+    embedder = _Cached(full.store.embedder)
+    tune = [q for q, g in golds.items() if fold(g.doc_id) == "tune"]
+    print(f"{len(golds)} questions: {len(tune)} tune, {len(golds) - len(tune)} held")
+
+    searched = {q: full.search(data.queries[q], k=settings.read_k).passages for q in golds}
+    swapped = swap_entities({q: data.queries[q] for q in tune})
+    swapped_passages = {q: full.search(text, k=settings.read_k).passages for q, text in swapped.items()}
+    void = {q: variants[half(g.doc_id)].search(data.queries[q], k=settings.read_k).passages for q, g in golds.items()}
+
+    # 1. the cheap model, on every candidate of the tune questions
+    cheap_x, cheap_y, per_question = [], [], {}
+    for q in tune:
+        wanted = reader.question_weights(data.queries[q], searched[q])
+        rows = reader._rows(data.queries[q], searched[q], wanted)
+        labels = [holds(r.passage.text[r.start : r.end], golds[q]) for r in rows]
+        cheap_x += [r.cheap for r in rows]
+        cheap_y += labels
+        per_question[q] = (np.asarray([r.cheap for r in rows]), np.asarray(labels))
+    cheap = fit_logistic(np.asarray(cheap_x), np.asarray(cheap_y, dtype=float), reader.CHEAP_FEATURES)
+    model = reader._Logistic.from_dict(cheap)
+
+    # 2. the embedding budget: the best answering sentence must survive the cheap cut
+    with_answer = [q for q, (_, y) in per_question.items() if y.any()]
+    kept = {}
+    for limit in LIMITS:
+        kept[limit] = np.mean([
+            bool(per_question[q][1][np.argsort(-model(per_question[q][0]), kind="stable")[:limit]].any())
+            for q in with_answer
+        ])  # fmt: skip
+    embed_limit = next((n for n in LIMITS if kept[n] >= KEEP_BEST), LIMITS[-1])
+    print("answering sentence kept by the cheap cut:", {n: round(float(v), 3) for n, v in kept.items()})
+    _store({"cheap": cheap, "embed_limit": embed_limit})
+
+    # 3. the sentence model, on the embedded candidates
+    feats = {}
+    for q in golds:
+        for variant, passages in (("full", searched[q]), ("void", void[q])):
+            feats[(q, variant)] = reader.features(data.queries[q], passages, embedder, limit=embed_limit)
+    for q, text in swapped.items():
+        feats[(q, "swap")] = reader.features(text, swapped_passages[q], embedder, limit=embed_limit)
+    xs, ys = [], []
+    for q in tune:
+        rows, x = feats[(q, "full")]
+        xs.append(x)
+        ys += [holds(r.passage.text[r.start : r.end], golds[q]) for r in rows]
+    sentence = fit_logistic(np.vstack(xs), np.asarray(ys, dtype=float), reader.FEATURES)
+    _store({"cheap": cheap, "embed_limit": embed_limit, "sentence": sentence})
+    sentence_model = reader._Logistic.from_dict(sentence)
+
+    with (RESULTS / "reader-features.pkl").open("wb") as fh:  # for trying other models offline
+        labels = {q: [holds(r.passage.text[r.start : r.end], golds[q]) for r in feats[(q, "full")][0]] for q in golds}
+        pickle.dump({"x": {k: v[1] for k, v in feats.items()}, "labels": labels,
+                     "fold": {q: fold(g.doc_id) for q, g in golds.items()}}, fh)
+
+    # 4. the answerable model
+    def question_row(q: str, variant: str) -> np.ndarray:
+        rows, x = feats[(q, variant)]
+        text = swapped[q] if variant == "swap" else data.queries[q]
+        passages = {"full": searched, "void": void, "swap": swapped_passages}[variant][q]
+        probability = sentence_model(x) if rows else np.zeros(0)
+        return reader.question_features(text, passages, rows, x, probability)
+
+    variants = [(q, v) for q in tune for v in ("full", "void")] + [(q, "swap") for q in swapped]
+    qx = [question_row(q, v) for q, v in variants]
+    qy = [1.0 if v == "full" else 0.0 for _, v in variants]
+    answerable = fit_logistic(np.asarray(qx), np.asarray(qy), reader.ANSWERABLE_FEATURES)
+    models = {"cheap": cheap, "embed_limit": embed_limit, "sentence": sentence, "answerable": answerable,
+              "fitted_on": f"{data.name} tune fold, {len(tune)} questions", "date": time.strftime("%Y-%m-%d")}
+    _store(models)
+
+    # 5. operating points, replayed through the real reader and composer
+    readings = {}
+    for q in golds:
+        for variant, passages in (("full", searched[q]), ("void", void[q])):
+            readings[(q, variant)] = reader.read(data.queries[q], passages, embedder)
+
+    def evaluate_at(decline: float, support: float, questions: list[str]) -> dict:
+        s = settings.model_copy(update={"min_answer_probability": decline, "min_support_probability": support})
+        scores = AnswerScores()
+        for q in questions:
+            for variant, passages in (("full", searched[q]), ("void", void[q])):
+                text = data.queries[q]
+                relevant = is_relevant(passages, s)
+                answer = compose(text, passages, readings[(q, variant)], s) if relevant else declined(text, passages)
+                scores.add(golds[q], answer, answerable=variant == "full")
+        return scores.summary()
+
+    curve = []
+    for decline in np.round(np.arange(0.05, 0.96, 0.05), 2):
+        row = evaluate_at(float(decline), 1.0, tune)
+        curve.append({"threshold": float(decline), "declined_answerable": row["declined_answerable"],
+                      "declined_unanswerable": row["declined_unanswerable"]})
+    ok = [c for c in curve if c["declined_answerable"] <= MAX_ANSWERABLE_DECLINED] or curve[:1]
+    decline = max(ok, key=lambda c: (c["declined_unanswerable"], -c["threshold"]))["threshold"]
+    shapes = []
+    for support in (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5):
+        row = evaluate_at(decline, float(support), tune)
+        shapes.append({"support": float(support), **row})
+    fits = [s for s in shapes if s["mean_words"] <= MAX_MEAN_WORDS] or shapes[-1:]
+    support = max(fits, key=lambda s: (s["holds_gold"], s["support"]))["support"]
+    held = [q for q in golds if q not in set(tune)]
+    swap_readings = {q: reader.read(text, swapped_passages[q], embedder) for q, text in swapped.items()}
+    swap_declined = np.mean([
+        swap_readings[q].answerable < decline or not is_relevant(swapped_passages[q], settings) for q in swapped
+    ])  # fmt: skip
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+        "embed_limit": embed_limit, "kept_by_cheap_cut": {str(k): v for k, v in kept.items()},
+        "min_answer_probability": decline, "min_support_probability": support,
+        "decline_curve_tune": curve, "support_curve_tune": shapes,
+        "tune": evaluate_at(decline, support, tune), "held": evaluate_at(decline, support, held),
+        "entity_swapped_declined_tune": float(swap_declined),
+        "seconds": round(time.time() - t0),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "fit_reader.json").write_text(json.dumps(report, indent=1, default=float) + "\n", encoding="utf-8")
+    shown = ("embed_limit", "min_answer_probability", "min_support_probability", "tune", "held",
+             "entity_swapped_declined_tune")
+    print(json.dumps({k: report[k] for k in shown}, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()

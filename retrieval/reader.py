@@ -1,0 +1,342 @@
+"""The reader: which sentences of the retrieved passages answer the question, and how likely each one does.
+
+Every sentence of the passages is a candidate, described by a few features: how much of the question's
+weight it covers (terms weighted by their rarity in English, from ``wordfreq``, so "MERS" counts more than
+"cause"), the same with its neighbouring sentences, its passage's rank and scores, answer-type cues ("how
+many" wants a number, "when" a date, "which option" a flag) and its shape (length, a statement or a heading).
+A logistic model of these cheap features picks the most promising candidates, the packaged embedder adds
+each one's similarity to the question (one batched call), and a second logistic model gives the probability
+that the sentence holds the answer. A third, over the question's best candidate and how much of the
+question the passages cover at all, gives the probability that the documents answer the question.
+
+The weights are fitted on COVID-QA's development questions by ``bench/fit_reader.py`` and stored in
+``reader_weights.json``; nothing here is hand-tuned. BENCHMARKS.md ("Reader") has the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import numpy as np
+from wordfreq import zipf_frequency
+
+from retrieval.embeddings import Embedder
+from retrieval.keyword import analyze
+from retrieval.sentences import spans
+from retrieval.types import Passage
+
+# Features of the first (cheap) stage, then the ones only the second stage sees; names match the weights file.
+CHEAP_FEATURES = (
+    "overlap", "overlap_context", "overlap_max", "overlap_gap", "matched", "bigrams", "run",
+    "passage_score", "passage_rank", "dense_score", "document_share", "top_document", "position",
+    "type_match", "type_miss", "listing", "log_words", "short", "statement", "fragment", "question",
+)  # fmt: skip
+FEATURES = (*CHEAP_FEATURES, "cosine", "cosine_gap", "cosine_context", "cosine_x_overlap")
+ANSWERABLE_FEATURES = (
+    "best", "runner_up_gap", "best_cosine", "max_cosine", "coverage", "coverage_rare", "best_overlap",
+    "best_bigrams", "max_bigrams", "max_run", "top_document_share", "rarest_found",
+)  # fmt: skip
+_RARE = 0.75  # question terms at least this share of the rarest one's weight count as its rare terms
+
+_MAX_ZIPF = 9.0  # wordfreq's Zipf scale: log10 of a word's frequency per billion words; 9 would be every word
+_NUMBER = re.compile(r"\d")
+_YEAR_OR_DATE = re.compile(
+    r"\b(?:1[5-9]\d\d|20\d\d)\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d", re.I
+)
+_OPTION = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b|`[^`]+`")
+# It lists things ("include", "such as", commas): what "what are" questions often want.
+_LISTING = re.compile(r"\b(?:include[sd]?|including|such as|consists? of|comprises?|e\.g\.)\b|,.*,", re.I)
+# Answer-type cues of the question, each with the pattern a sentence that answers it matches.
+_CUES = (
+    (re.compile(r"\bhow (?:many|much|long|often|old|large|big|far|high|fast)\b|\bwhat (?:percentage|proportion|"
+                r"fraction|number|rate|ratio|size|dose|amount)\b|\bhow .*\b(?:rate|number)\b", re.I), _NUMBER),
+    (re.compile(r"\bwhen\b|\bwhat (?:year|date|month|day)\b|\bwhich year\b", re.I), _YEAR_OR_DATE),
+    (re.compile(r"\b(?:option|flag|switch|variable|setting|parameter|command)s?\b", re.I), _OPTION),
+    (re.compile(r"^\s*(?:what|which) (?:are|were)\b|\b(?:list|name) (?:the|all)\b", re.I), _LISTING),
+)
+_STATEMENT = re.compile(r"[.!;:)\]\"”']$")
+_ACRONYM = re.compile(r"((?:[A-Za-z][\w-]*\s+){1,6})\(([A-Z][A-Za-z]{1,9})\)")
+_ASKED_ACRONYM = re.compile(r"\b[A-Z][A-Za-z]{1,9}\b")
+_MIN_WORDS = 4  # fewer words are a heading, a label or a fragment, never an answer
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One sentence of a retrieved passage, and the probability that it answers the question."""
+
+    passage: Passage
+    rank: int  # the passage's rank in the search results
+    start: int  # offsets of the sentence inside ``passage.text``
+    end: int
+    terms: frozenset[str]
+    probability: float
+
+    @property
+    def text(self) -> str:
+        return self.passage.text[self.start : self.end]
+
+    @property
+    def words(self) -> int:
+        return len(self.text.split())
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The reader's view of the passages: candidates best first, and whether they answer at all."""
+
+    candidates: list[Candidate]
+    answerable: float  # probability that the passages answer the question
+
+    @property
+    def best(self) -> Candidate | None:
+        return self.candidates[0] if self.candidates else None
+
+
+@dataclass(frozen=True)
+class _Logistic:
+    features: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    bias: float
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        z = ((x - self.mean) / self.scale) @ self.weights + self.bias
+        return 1.0 / (1.0 + np.exp(-z))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> _Logistic:
+        return cls(
+            tuple(data["features"]),
+            np.asarray(data["mean"], dtype=np.float64),
+            np.asarray(data["scale"], dtype=np.float64),
+            np.asarray(data["weights"], dtype=np.float64),
+            float(data["bias"]),
+        )
+
+
+@cache
+def weights() -> dict:
+    """The fitted models and thresholds (``reader_weights.json``, written by ``bench/fit_reader.py``)."""
+    return json.loads(resources.files("retrieval").joinpath("reader_weights.json").read_text(encoding="utf-8"))
+
+
+@cache
+def _model(name: str) -> _Logistic:
+    """One of the fitted models: "cheap", "sentence" or "answerable"."""
+    return _Logistic.from_dict(weights()[name])
+
+
+@cache
+def rarity(word: str) -> float:
+    """A word's weight: how rare it is in English (0 for the commonest, 9 for unseen words)."""
+    return _MAX_ZIPF - zipf_frequency(word, "en")
+
+
+def question_weights(question: str, passages: Sequence[Passage] = ()) -> dict[str, float]:
+    """The question's stemmed terms, each with the rarity of its rarest spelling in the question.
+
+    An acronym the question uses and a passage spells out ("tumor microenvironment (TME)") also brings the
+    long form's terms, at the acronym's weight.
+    """
+    out: dict[str, float] = {}
+    for word, stem in zip(analyze(question, stem=False), analyze(question), strict=True):
+        out[stem] = max(out.get(stem, 0.0), rarity(word))
+    asked = {w for w in _ASKED_ACRONYM.findall(question) if w.isupper() or w[1:].isupper()}
+    if not asked:  # most questions: skip reading every passage for definitions
+        return out
+    for passage in passages:
+        for long_form, short in _ACRONYM.findall(passage.text):
+            words = _spelled_out(long_form.split(), short) if short in asked else None
+            for stem in analyze(" ".join(words or ())):
+                out.setdefault(stem, rarity(short.lower()))
+    return out
+
+
+def _spelled_out(words: list[str], short: str) -> list[str] | None:
+    """The fewest last ``words`` that spell ``short``: its first letter starts them, the rest follow in order
+    ("tumor microenvironment" spells TME), as Schwartz and Hearst's abbreviation rule has it."""
+    for n in range(1, min(len(words), len(short) + 1) + 1):
+        candidate = words[-n:]
+        spelled = " ".join(candidate).lower()
+        if spelled[0] == short[0].lower() and _in_order(short[1:].lower(), spelled[1:]):
+            return candidate
+    return None
+
+
+def _in_order(letters: str, text: str) -> bool:
+    rest = iter(text)
+    return all(letter in rest for letter in letters)
+
+
+def _covered(terms: frozenset[str] | set[str], wanted: dict[str, float]) -> float:
+    total = sum(wanted.values())
+    return sum(w for t, w in wanted.items() if t in terms) / total if total else 0.0
+
+
+def _cue(question: str) -> re.Pattern[str] | None:
+    return next((answer for cue, answer in _CUES if cue.search(question)), None)
+
+
+@dataclass
+class _Row:
+    passage: Passage
+    rank: int
+    start: int
+    end: int
+    terms: frozenset[str]
+    cheap: list[float]
+
+
+def _bigrams(terms: Sequence[str]) -> set[tuple[str, str]]:
+    return set(zip(terms, terms[1:], strict=False))
+
+
+def _longest_run(question: Sequence[str], sentence: Sequence[str]) -> int:
+    """The most consecutive question terms the sentence holds in the same order, side by side."""
+    best, previous = 0, [0] * (len(sentence) + 1)
+    for q in question:
+        current = [0] * (len(sentence) + 1)
+        for j, t in enumerate(sentence, start=1):
+            if q == t:
+                current[j] = previous[j - 1] + 1
+                best = max(best, current[j])
+        previous = current
+    return best
+
+
+def _rows(question: str, passages: Sequence[Passage], wanted: dict[str, float]) -> list[_Row]:
+    """Every candidate sentence with its cheap features."""
+    cue = _cue(question)
+    asked = analyze(question)
+    asked_pairs = _bigrams(asked)
+    top = max(wanted.values(), default=0.0)
+    best_score = max((p.score for p in passages), default=1.0) or 1.0
+    mass: dict[tuple[str, str], float] = {}
+    for p in passages:
+        mass[p.document] = mass.get(p.document, 0.0) + max(p.score, 0.0)
+    total_mass = sum(mass.values()) or 1.0
+    top_document = max(mass, key=mass.__getitem__, default=None)
+    rows: list[_Row] = []
+    for rank, passage in enumerate(passages):
+        found = spans(passage.text)
+        ordered = [analyze(passage.text[a:b]) for a, b in found]
+        terms = [frozenset(t) for t in ordered]
+        for i, (a, b) in enumerate(found):
+            text = passage.text[a:b]
+            n_words = len(text.split())
+            if n_words < _MIN_WORDS:
+                continue
+            context = terms[i].union(*terms[max(i - 1, 0) : i + 2])
+            matched = bool(cue.search(text)) if cue else False
+            rows.append(
+                _Row(passage, rank, a, b, terms[i], [
+                    _covered(terms[i], wanted),
+                    _covered(context, wanted),
+                    float(any(wanted[t] == top for t in terms[i] if t in wanted)),
+                    0.0,  # overlap_gap, once every row is known
+                    sum(w for t, w in wanted.items() if t in terms[i]),
+                    len(asked_pairs & _bigrams(ordered[i])) / len(asked_pairs) if asked_pairs else 0.0,
+                    _longest_run(asked, ordered[i]) / len(asked) if asked else 0.0,
+                    passage.score / best_score,
+                    1.0 / (1 + rank),
+                    passage.dense_score or 0.0,
+                    mass[passage.document] / total_mass,
+                    float(passage.document == top_document),
+                    1.0 / (1 + i),
+                    float(matched),
+                    float(cue is not None and not matched),
+                    float(bool(_LISTING.search(text))),
+                    math.log1p(n_words),
+                    float(n_words < 6),
+                    float(bool(_STATEMENT.search(text))),
+                    float(text[:1].islower()),
+                    float(text.endswith("?")),
+                ])
+            )  # fmt: skip
+    best_overlap = max((r.cheap[0] for r in rows), default=0.0)
+    for r in rows:
+        r.cheap[3] = r.cheap[0] - best_overlap
+    return rows
+
+
+def features(
+    question: str, passages: Sequence[Passage], embedder: Embedder, *, limit: int | None = None
+) -> tuple[list[_Row], np.ndarray]:
+    """Candidates and their full feature matrix (for fitting and reading).
+
+    With ``limit``, only the ``limit`` candidates the cheap model likes best are embedded and returned.
+    """
+    rows = _rows(question, passages, question_weights(question, passages))
+    if limit is not None and len(rows) > limit:
+        cheap = _model("cheap")(np.asarray([r.cheap for r in rows]))
+        keep = sorted(np.argsort(-cheap, kind="stable")[:limit])
+        rows = [rows[i] for i in keep]
+    if not rows:
+        return rows, np.zeros((0, len(FEATURES)))
+    vectors = embedder.embed([question, *(r.passage.text[r.start : r.end] for r in rows)])
+    cosine = vectors[1:] @ vectors[0]
+    context = np.array([_context_cosine(rows, cosine, i) for i in range(len(rows))])
+    cheap = np.asarray([r.cheap for r in rows])
+    overlap = cheap[:, CHEAP_FEATURES.index("overlap")]
+    return rows, np.column_stack([cheap, cosine, cosine - cosine.max(), context, cosine * overlap])
+
+
+def question_features(
+    question: str, passages: Sequence[Passage], rows: Sequence[_Row], matrix: np.ndarray, probability: np.ndarray
+) -> np.ndarray:
+    """What the answerable model sees: the best candidates, and how much of the question the passages cover."""
+    wanted = question_weights(question, passages)
+    if not rows:
+        return np.zeros(len(ANSWERABLE_FEATURES))
+    order = np.argsort(-probability, kind="stable")
+    best = int(order[0])
+    runner_up = float(probability[order[1]]) if len(order) > 1 else 0.0
+    covered = frozenset().union(*(r.terms for r in rows))
+    top = max(wanted.values(), default=0.0)
+    rare = {t: w for t, w in wanted.items() if w >= top * _RARE}
+    column = {name: matrix[:, FEATURES.index(name)] for name in ("cosine", "bigrams", "run", "document_share")}
+    return np.array([
+        probability[best],
+        probability[best] - runner_up,
+        column["cosine"][best],
+        column["cosine"].max(),
+        _covered(covered, wanted),
+        _covered(covered, rare),
+        matrix[best, FEATURES.index("overlap")],
+        column["bigrams"][best],
+        column["bigrams"].max(),
+        column["run"].max(),
+        column["document_share"].max(),
+        float(_rarest(wanted) in frozenset(analyze(" ".join(p.text for p in passages)))),
+    ])  # fmt: skip
+
+
+def _rarest(wanted: dict[str, float]) -> str | None:
+    return max(wanted, key=wanted.__getitem__, default=None)
+
+
+def _context_cosine(rows: list[_Row], cosine: np.ndarray, i: int) -> float:
+    """The best cosine among the sentence and its neighbours in the same passage (those that were embedded)."""
+    near = [j for j in (i - 1, i, i + 1) if 0 <= j < len(rows) and rows[j].passage.id == rows[i].passage.id]
+    return float(max(cosine[j] for j in near))
+
+
+def read(question: str, passages: Sequence[Passage], embedder: Embedder) -> Reading:
+    """Score every candidate sentence of ``passages``; candidates come back best first."""
+    rows, matrix = features(question, passages, embedder, limit=weights()["embed_limit"])
+    if not rows:
+        return Reading([], 0.0)
+    probability = _model("sentence")(matrix)
+    answerable = _model("answerable")(question_features(question, passages, rows, matrix, probability)[None, :])
+    candidates = [
+        Candidate(rows[i].passage, rows[i].rank, rows[i].start, rows[i].end, rows[i].terms, float(probability[i]))
+        for i in np.argsort(-probability, kind="stable")
+    ]
+    return Reading(candidates, float(answerable[0]))

@@ -24,7 +24,7 @@ from bot.app import build_core
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
 from bot.streaming import Draft
-from retrieval import evaluate
+from retrieval import answer_eval, evaluate
 from retrieval.errors import CitebotError
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
@@ -135,7 +135,8 @@ def sources(as_json: bool) -> None:
               help="Search mode(s) to score; all three by default.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def eval_(dataset: Path, modes: tuple[str, ...], as_json: bool) -> None:
-    """Score retrieval on a BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels.tsv)."""
+    """Score retrieval on a BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels.tsv), and answers too
+    when it holds answers.jsonl (gold answer spans)."""
     try:
         data = evaluate.load_beir(dataset)
     except (OSError, KeyError, ValueError) as exc:
@@ -145,9 +146,15 @@ def eval_(dataset: Path, modes: tuple[str, ...], as_json: bool) -> None:
         report = pipeline.index_documents(f"beir:{data.name}", data.documents(), progress=progress)
     click.echo(f"Indexed {data.name}: {report.summary()}", err=True)
     results = [evaluate.run_queries(pipeline.searcher, data, m) for m in modes or ("dense", "keyword", "hybrid")]
+    answers = {}
+    if golds := answer_eval.load_answers(dataset):
+        with _progress_bar() as progress:
+            scores = answer_eval.score_answers(pipeline, data, golds, progress=progress)
+        answers = {"all": scores.summary(), "tune": scores.summary("tune"), "held": scores.summary("held")}
     if as_json:
         click.echo(json.dumps({"dataset": data.name, "queries": len(data.queries),
-                               "results": [r.to_dict() for r in results]}, indent=2))
+                               "results": [r.to_dict() for r in results], **({"answers": answers} if answers else {})},
+                              indent=2))
         return
     table = Table(title=f"{data.name}: {len(data.queries)} queries, {len(data.corpus)} documents")
     for column in ("mode", *results[0].metrics, "p50 ms", "p95 ms"):
@@ -155,6 +162,21 @@ def eval_(dataset: Path, modes: tuple[str, ...], as_json: bool) -> None:
     for r in results:
         table.add_row(r.mode, *(f"{v:.3f}" for v in r.metrics.values()), f"{r.p50:.1f}", f"{r.p95:.1f}")
     console.print(table)
+    if answers:
+        console.print(_answers_table(data.name, answers))
+
+
+def _answers_table(name: str, answers: dict[str, dict[str, float]]) -> Table:
+    """Answer quality per fold: the share of answers holding the gold answer, length, declines."""
+    table = Table(title=f"{name}: answers (unanswerable = asked of the index without the question's document)")
+    rows = list(answers["all"])
+    table.add_column("fold")
+    for row in rows:
+        table.add_column(row.replace("_", " "), justify="right")
+    for fold, figures in answers.items():
+        table.add_row(fold, *(f"{figures[r]:.0f}" if r.endswith(("questions", "words")) else f"{figures[r]:.3f}"
+                              for r in rows))
+    return table
 
 
 @cli.command()

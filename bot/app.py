@@ -8,8 +8,7 @@ from typing import Any
 from bot.core import ChatCore, TokenCallback, Turn
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
-from retrieval.pipeline import Pipeline
-from retrieval.types import Answer
+from retrieval import Answer, Passage, Pipeline
 
 
 class PipelineResponder:
@@ -20,6 +19,10 @@ class PipelineResponder:
 
     def answer(self, question: str, history: Sequence[Turn], on_token: TokenCallback | None = None) -> Answer:
         return self.pipeline.ask(question, [(t.question, t.answer) for t in history], on_token=on_token)
+
+    def passages(self, ids: Sequence[str]) -> list[Passage]:
+        """The passages of ``ids`` still indexed, so stored answers never quote a removed document."""
+        return self.pipeline.passages(ids)
 
     def sources(self) -> list[dict[str, Any]]:
         """The indexed documents, for the bots' help texts."""

@@ -54,9 +54,6 @@ DEFAULT_API_URL = "https://slack.com/api/"
 EVENTS_PATH = "/slack/events"
 ACK_REACTION = "eyes"
 SEEN_EVENTS = 10_000  # event ids remembered against re-deliveries; Slack retries within minutes
-VOTE_THANKS = "Thanks for the feedback: your {emoji} is recorded."
-VOTE_UNKNOWN = "Sorry, I no longer have that answer, so the vote was not recorded."
-SOURCES_UNKNOWN = "Sorry, I no longer have the sources of that answer."
 
 # Message subtypes a person sends with a question in it (a reply also sent to the channel, a file with text).
 _PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
@@ -167,7 +164,7 @@ class _Listeners:
     def ack_question(self, ack: Callable[..., Any], command: dict[str, Any], context: BoltContext) -> None:
         """Acknowledge ``/ask`` at once, showing the command in the channel when it will be answered there."""
         msg = _command_message(command, context)
-        if msg.text.strip() and self.core.is_allowed(msg):
+        if msg.text.strip() and self.core.admit(msg) is None:
             ack(response_type="in_channel")
         else:
             ack()
@@ -180,14 +177,15 @@ class _Listeners:
               whisper=partial(respond, response_type="ephemeral", replace_original=False))
 
     def show_sources(self, ack: Callable[..., Any], body: dict[str, Any], action: dict[str, Any],
-                     client: WebClient, respond: Callable[..., Any]) -> None:
+                     context: BoltContext, client: WebClient, respond: Callable[..., Any]) -> None:
         """Post the quoted passages of an answer in its thread."""
         ack()
-        stored = self.core.passages_for(int(action["value"]))
-        if stored is None:
-            respond(SOURCES_UNKNOWN, response_type="ephemeral", replace_original=False)
+        reply = asyncio.run(self.core.sources(action.get("value"), _clicker(body, context)))
+        whisper = partial(_whisper, body, client, respond)
+        if reply.stored is None:
+            whisper(text=reply.text)
             return
-        text, blocks = render.sources_blocks_slack(stored)
+        text, blocks = render.sources_blocks_slack(reply.stored)
         container = body.get("container", {})
         thread_ts = container.get("thread_ts") or body.get("message", {}).get("thread_ts") or container["message_ts"]
         try:
@@ -197,16 +195,15 @@ class _Listeners:
             # An /ask answer in a channel the bot is not a member of: only the response_url reaches it.
             logger.info("could not post sources in the thread (%s); showing them to the user only",
                         exc.response.get("error"))
-            respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+            whisper(text=text, blocks=blocks)
 
     def record_vote(self, ack: Callable[..., Any], body: dict[str, Any], action: dict[str, Any],
-                    respond: Callable[..., Any]) -> None:
+                    context: BoltContext, client: WebClient, respond: Callable[..., Any]) -> None:
         """Store a 👍 / 👎 click and thank the voter privately."""
         ack()
         vote = 1 if action["action_id"] == render.ACTION_VOTE_UP else -1
-        stored = self.core.record_vote(int(action["value"]), "slack", body["user"]["id"], vote)
-        text = VOTE_THANKS.format(emoji="👍" if vote > 0 else "👎") if stored else VOTE_UNKNOWN
-        respond(text, response_type="ephemeral", replace_original=False)
+        reply = asyncio.run(self.core.vote(action.get("value"), _clicker(body, context), vote))
+        _whisper(body, client, respond, text=reply.text)
 
     def log_error(self, error: Exception, body: dict[str, Any], client: WebClient) -> None:
         """Log a failed listener with what it handled (never the payload: it may carry tokens); apologise."""
@@ -230,7 +227,7 @@ class _Listeners:
         channel, user = event["channel"], event.get("user", "")
         question = _question(event.get("text", ""), context.bot_user_id)
         msg = IncomingMessage("slack", conversation, user, question, channel, context.team_id or "")
-        if self.core.is_allowed(msg):  # a channel the bot does not serve sees no reaction
+        if self.core.admit(msg) is None:  # a channel the bot does not serve sees no reaction
             _react(client, channel, event["ts"])
         draft = _Draft(client, channel, thread_ts)
         reply = asyncio.run(self._handle_streaming(msg, draft))
@@ -285,6 +282,23 @@ def _show(reply: Reply, *, post: Callable[..., Any], whisper: Callable[[str], An
         post(text=reply.text)
     else:
         whisper(reply.text)
+
+
+def _clicker(body: dict[str, Any], context: BoltContext) -> IncomingMessage:
+    """Who clicked a button, and in which channel and workspace, as the core sees it."""
+    channel = (body.get("channel") or {}).get("id", "")
+    user = (body.get("user") or {}).get("id", "")
+    return IncomingMessage("slack", channel, user, "", channel, context.team_id or "")
+
+
+def _whisper(body: dict[str, Any], client: WebClient, respond: Callable[..., Any], **message: Any) -> None:
+    """A message only the clicker sees: through the click's response_url, or chat.postEphemeral without one."""
+    if body.get("response_url"):  # Bolt's respond raises without one
+        respond(response_type="ephemeral", replace_original=False, **message)
+        return
+    channel, user = (body.get("channel") or {}).get("id"), (body.get("user") or {}).get("id")
+    if channel and user:
+        client.chat_postEphemeral(channel=channel, user=user, **message)
 
 
 def _react(client: WebClient, channel: str, ts: str) -> None:

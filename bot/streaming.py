@@ -18,7 +18,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
-from bot.render import sanitize
+from bot.text import sanitize
 from retrieval.citations import MARKER
 
 logger = logging.getLogger(__name__)

@@ -102,6 +102,10 @@ class Pipeline:
         answer.notice = notice
         return answer
 
+    def passages(self, ids: Sequence[str]) -> list[Passage]:
+        """The passages with these ids (repeats ignored) still indexed; a removed document's passages are gone."""
+        return [Passage(c.id, c.text, c.metadata) for c in self.store.get(list(dict.fromkeys(ids)))]
+
     def sources(self) -> list[dict[str, Any]]:
         """One row per indexed document: source path, title, identifiers and chunk count."""
         docs: dict[str, dict[str, Any]] = {}

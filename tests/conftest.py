@@ -114,18 +114,26 @@ def make_answer() -> Callable[..., Answer]:
 
 
 class RecordingResponder:
-    """A real ``Responder`` that answers every question with ``build_answer`` and records what it saw.
+    """A real ``Responder`` that answers every question with ``build_answer`` and records what it saw; its
+    index holds the passages of the answers it gave.
 
     It streams nothing: ``on_token`` is never called, as with extractive answers.
     """
 
     def __init__(self, answer: Callable[[str], Answer] | None = None) -> None:
         self.calls: list[tuple[str, list[Turn]]] = []
+        self.indexed: dict[str, Passage] = {}  # every passage it has answered from; remove one to "unindex" it
         self._answer = answer or (lambda question: build_answer(question=question))
 
     def answer(self, question: str, history: Sequence[Turn], on_token: TokenCallback | None = None) -> Answer:
         self.calls.append((question, list(history)))
-        return self._answer(question)
+        answer = self._answer(question)
+        if answer is not None:
+            self.indexed.update((p.id, p) for p in answer.passages)
+        return answer
+
+    def passages(self, ids: Sequence[str]) -> list[Passage]:
+        return [self.indexed[i] for i in ids if i in self.indexed]
 
 
 class StreamingResponder(RecordingResponder):

@@ -10,7 +10,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from bot import render
-from bot.feedback import StoredAnswer, StoredCitation
+from bot.types import StoredAnswer, StoredCitation
 
 MARKER = re.compile(r"\[\d+\]")
 HTML_TAG = re.compile(r'<(/?)(b|i|blockquote|a)(?: href="[^"<>&]*")?>')

@@ -1,0 +1,10 @@
+"""Cleaning text that comes from outside (questions, document titles, file names) before anyone sees it."""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+def sanitize(text: str) -> str:
+    """Drop control characters (terminal escapes, NUL; newlines and tabs stay) and lone surrogates."""
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"))

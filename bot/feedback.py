@@ -22,6 +22,9 @@ from retrieval import Answer, RetrievalSettings
 
 logger = logging.getLogger(__name__)
 
+# SQLite's names for a file that is not a database or whose pages are broken.
+_DAMAGED = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
+
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[Migration] = []
 
@@ -130,13 +133,16 @@ class FeedbackStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # Autocommit mode: every write below opens its own explicit transaction.
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
-        # WAL lets `citebot stats` read while the bots write; NORMAL sync in WAL survives a process crash.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.Lock()
-        migrate(self._db)
+        try:
+            self._db = _connect(path)
+        except sqlite3.DatabaseError as exc:
+            if exc.sqlite_errorname not in _DAMAGED:  # a locked or read-only database is not damaged
+                raise
+            aside = _move_aside(path)
+            logger.warning("the feedback database %s is damaged (%s): moved it to %s and started a fresh one",
+                           path, exc, aside.name)
+            self._db = _connect(path)
 
     @classmethod
     def open(cls, settings: RetrievalSettings) -> FeedbackStore:
@@ -218,6 +224,37 @@ class FeedbackStore:
             platforms=[PlatformStats(*row) for row in platforms],
             most_down_voted=[DownVoted(*row) for row in down_voted],
         )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """The database at ``path``, checked and migrated; raises ``sqlite3.DatabaseError`` when it is damaged."""
+    # Autocommit mode: every write opens its own explicit transaction.
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+    try:
+        # A damaged page may lie anywhere: find it now rather than when a vote or `citebot stats` reads it.
+        problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            error = sqlite3.DatabaseError("; ".join(problems[:3]))
+            error.sqlite_errorname = "SQLITE_CORRUPT"
+            raise error
+        # WAL lets `citebot stats` read while the bots write; NORMAL sync in WAL survives a process crash.
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename a damaged database (and its WAL files) to ``feedback.db.damaged-<time>``; nothing is deleted."""
+    aside = path.with_name(f"{path.name}.damaged-{datetime.now(UTC):%Y%m%dT%H%M%S%f}")
+    for suffix in ("", "-wal", "-shm"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            part.rename(aside.with_name(aside.name + suffix))
+    return aside
 
 
 def _stored_answer(row: tuple[Any, ...]) -> StoredAnswer:

@@ -144,3 +144,32 @@ def test_feedback_answers_stored_before_the_chat_was_recorded_keep_their_chat(tm
                                                answer=make_answer(), chat_id="C1", team_id="T1"))
     assert (new.chat_id, new.team_id, new.citations[0].passage_id) == ("C1", "T1", "p1")
     store.close()
+
+
+def _damage(path: Path, how: str) -> bytes:
+    """Damage the database file as a failing disk or a stray write might; returns its bytes afterwards."""
+    data = path.read_bytes()
+    if how == "not a database":
+        path.write_bytes(b"this is no SQLite file" * 100)
+    else:  # a valid header, then noise where the pages were
+        path.write_bytes(data[:4096] + bytes((n * 37 + 11) % 256 for n in range(len(data) - 4096)))
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("how", ["not a database", "broken pages"])
+def test_feedback_damaged_database_is_moved_aside_and_a_fresh_one_started(settings, make_answer, caplog,
+                                                                          how) -> None:
+    path = settings.data_dir / "feedback.db"
+    store = FeedbackStore.open(settings)
+    for n in range(50):
+        record(store, make_answer(question=f"question {n} " + "x" * 500))
+    store.close()  # the last connection checkpoints the WAL into the file
+    damaged = _damage(path, how)
+    store = FeedbackStore.open(settings)
+    assert store.stats().platforms == []  # a fresh database, usable at once
+    record(store, make_answer())
+    store.close()
+    [aside] = settings.data_dir.glob("feedback.db.damaged-*[0-9]")
+    assert aside.read_bytes() == damaged  # nothing deleted
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "damaged" in warning.getMessage() and aside.name in warning.getMessage()

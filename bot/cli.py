@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bot import logs, render, slack_adapter, telegram_adapter
+from bot import logs, render, slack_adapter, slack_http, telegram_adapter
 from bot.app import build_core
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
@@ -163,10 +163,12 @@ def eval_(dataset: Path, modes: tuple[str, ...], as_json: bool) -> None:
 def slack(http: bool) -> None:
     """Run the Slack bot: Socket Mode by default, no public URL needed."""
     settings = BotSettings()
-    url = f"http://{settings.slack_http_host}:{settings.slack_http_port}{slack_adapter.EVENTS_PATH}"
+    slack_adapter.check_settings(settings, http=http)
+    app = slack_adapter.build_app(build_core(settings), settings)
+    url = f"http://{settings.slack_http_host}:{settings.slack_http_port}{slack_http.EVENTS_PATH}"
     click.echo(f"Starting the Slack bot ({f'HTTP mode on {url}' if http else 'Socket Mode'}); Ctrl+C stops it.",
                err=True)
-    slack_adapter.serve(settings, http=http)
+    slack_adapter.run(app, settings, http=http)
 
 
 @cli.command()

@@ -1,8 +1,8 @@
 """The Slack front end: slack-bolt listeners between Slack and the shared chat core.
 
+    check_settings(settings, http=False)         # the tokens the mode needs, before anything slow
     app = build_app(core, settings)              # the Bolt app, every listener registered
-    socket_mode_handler(app, settings).start()   # Socket Mode (no public URL), or:
-    http_server(app, settings).serve_forever()   # HTTP mode on CITEBOT_SLACK_HTTP_HOST:PORT, /slack/events
+    run(app, settings, http=False)               # Socket Mode (no public URL), or HTTP mode (bot.slack_http)
 
 What users see:
 - a mention in a channel gets 👀 at once, then the answer in the thread of the asking message; mentions in that
@@ -29,29 +29,25 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from pydantic import SecretStr
 from slack_bolt import App, BoltContext, BoltResponse
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot import render
-from bot.app import build_core
 from bot.core import ERROR_TEXT, ChatCore, IncomingMessage, Reply
 from bot.settings import BotSettings
+from bot.slack_http import http_server
 from bot.streaming import LivePreview
-from retrieval.errors import ConfigError
+from retrieval import ConfigError
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://slack.com/api/"
-EVENTS_PATH = "/slack/events"
 ACK_REACTION = "eyes"
 SEEN_EVENTS = 10_000  # event ids remembered against re-deliveries; Slack retries within minutes
 
@@ -96,31 +92,21 @@ def socket_mode_handler(app: App, settings: BotSettings) -> SocketModeHandler:
     return SocketModeHandler(app, _secret(settings.slack_app_token, "SLACK_APP_TOKEN"))
 
 
-def http_server(app: App, settings: BotSettings) -> WSGIServer:
-    """Bolt's request handler at ``/slack/events`` on the configured host and port; ``serve_forever()`` it.
-
-    Bolt verifies each request's signature (and rejects ones older than five minutes) and answers Slack's
-    ``url_verification`` challenge.
-    """
-    _secret(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
-    server = make_server(settings.slack_http_host, settings.slack_http_port, SlackRequestHandler(app, EVENTS_PATH),
-                         server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
-    logger.info("Slack HTTP mode on http://%s:%d%s", settings.slack_http_host, server.server_port, EVENTS_PATH)
-    return server
-
-
-def serve(settings: BotSettings, *, http: bool = False, core: ChatCore | None = None) -> None:
-    """Run the Slack bot until interrupted: Socket Mode, or HTTP mode with ``http``."""
+def check_settings(settings: BotSettings, *, http: bool) -> None:
+    """Raise ``ConfigError`` when a token or secret the mode needs is missing."""
     _secret(settings.slack_bot_token, "SLACK_BOT_TOKEN")
     if http:
         _secret(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
     else:
         _secret(settings.slack_app_token, "SLACK_APP_TOKEN")
-    app = build_app(core or build_core(settings), settings)
+
+
+def run(app: App, settings: BotSettings, *, http: bool = False) -> None:
+    """Serve until interrupted: Socket Mode, or HTTP mode (``bot.slack_http``) with ``http``."""
+    check_settings(settings, http=http)
     try:
         if http:
-            with http_server(app, settings) as server:
-                server.serve_forever()
+            http_server(app, settings).run()
         else:
             socket_mode_handler(app, settings).start()
     except KeyboardInterrupt:
@@ -327,16 +313,3 @@ def _secret(value: SecretStr | None, name: str) -> str:
     if value is None or not value.get_secret_value():
         raise ConfigError(f"{name} is not set (see the Slack section of the README)")
     return value.get_secret_value()
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    """One thread per request, so a slow client never holds up Slack's next delivery."""
-
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """Request lines go to the debug log instead of stderr."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s %s", self.address_string(), format % args)

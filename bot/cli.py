@@ -14,16 +14,17 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import click
-from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from bot import logs, render, slack_adapter, slack_http, telegram_adapter
 from bot.app import build_core
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
 from bot.streaming import Draft
+from bot.text import one_line
 from retrieval import evaluate
 from retrieval.errors import CitebotError
 from retrieval.pipeline import Pipeline
@@ -32,13 +33,6 @@ from retrieval.sync import ProgressFn
 
 logger = logging.getLogger(__name__)
 console = Console(highlight=False)
-
-
-def _secrets() -> list[str]:
-    """Every configured token, so logging can mask it."""
-    bot = BotSettings()
-    values = [getattr(bot, name) for name in type(bot).model_fields] + [bot.retrieval.openai_api_key]
-    return [v.get_secret_value() for v in values if isinstance(v, SecretStr) and v.get_secret_value()]
 
 
 def _pipeline() -> Pipeline:
@@ -53,7 +47,7 @@ def cli(verbose: int) -> None:
 
     Settings come from the environment and a .env file (see .env.example).
     """
-    logs.configure(verbose, _secrets())
+    logs.configure(verbose, BotSettings().secrets())
 
 
 @contextmanager
@@ -76,11 +70,12 @@ def index(paths: tuple[Path, ...]) -> None:
     pipeline = _pipeline()
     with _progress_bar() as progress:
         report = pipeline.index(paths, progress=progress)
+    # File names and the reasons quoting them are anyone's bytes: no terminal escapes, one line each.
     click.echo(f"Indexed: {report.summary()}")
     for skipped in report.skipped:
-        click.echo(f"  skipped {skipped.source}: {skipped.reason}")
+        click.echo(f"  skipped {one_line(skipped.source)}: {one_line(skipped.reason)}")
     for source in report.removed:
-        click.echo(f"  removed {source}")
+        click.echo(f"  removed {one_line(source)}")
 
 
 @cli.command()
@@ -125,7 +120,9 @@ def sources(as_json: bool) -> None:
     table = Table("source", "title", "identifiers", "chunks")
     for row in rows:
         ids = ", ".join(f"{k.upper()} {row[k]}" for k in ("doi", "pmid", "pmcid") if k in row)
-        table.add_row(row["source"], row.get("title", ""), ids, str(row["chunks"]))
+        # Text, not markup: a title like "[bold]" or an escape sequence in a file name is shown as plain text.
+        table.add_row(*(Text(one_line(str(v))) for v in (row["source"], row.get("title", ""), ids)),
+                      str(row["chunks"]))
     console.print(table)
 
 
@@ -199,7 +196,7 @@ def stats(as_json: bool) -> None:
     if report.most_down_voted:
         worst = Table("answer", "platform", "👎", "👍", "question", title="Most down-voted answers")
         for d in report.most_down_voted:
-            worst.add_row(str(d.answer_id), d.platform, str(d.down), str(d.up), render.shorten(d.question, 80))
+            worst.add_row(str(d.answer_id), d.platform, str(d.down), str(d.up), Text(render.shorten(d.question, 80)))
         console.print(worst)
 
 

@@ -22,6 +22,11 @@ logger = logging.getLogger(__name__)
 # Telegram accepts 1-256 characters of A-Z, a-z, 0-9, _ and - as a webhook secret token.
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
+def reveal(value: SecretStr | None) -> str:
+    """The value of a secret setting; "" when it is unset."""
+    return value.get_secret_value() if value is not None else ""
+
+
 IdList = Annotated[list[str], NoDecode]
 TelegramIdList = Annotated[list[int], NoDecode]
 
@@ -114,9 +119,14 @@ class BotSettings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    def secrets(self) -> list[str]:
+        """Every configured token and secret (the retrieval settings' API key too), so logging can mask them."""
+        values = [getattr(self, name) for name in type(self).model_fields] + [self.retrieval.openai_api_key]
+        return [reveal(v) for v in values if isinstance(v, SecretStr) and reveal(v)]
+
     @model_validator(mode="after")
     def _check_webhook(self) -> BotSettings:
-        secret = self.telegram_webhook_secret.get_secret_value() if self.telegram_webhook_secret else ""
+        secret = reveal(self.telegram_webhook_secret)
         if self.telegram_webhook_url and not secret:
             raise ValueError("CITEBOT_TELEGRAM_WEBHOOK_SECRET is required with CITEBOT_TELEGRAM_WEBHOOK_URL")
         if secret and not _WEBHOOK_SECRET.fullmatch(secret):

@@ -40,7 +40,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 
 from bot import render
 from bot.core import ERROR_TEXT, ChatCore, IncomingMessage, Reply
-from bot.settings import BotSettings
+from bot.settings import BotSettings, reveal
 from bot.slack_http import http_server
 from bot.streaming import LivePreview
 from retrieval import ConfigError
@@ -66,9 +66,8 @@ def build_app(core: ChatCore, settings: BotSettings) -> App:
         # Slack answers 429 with Retry-After when the bot posts too fast: wait and post once more.
         retry_handlers=[ConnectionErrorRetryHandler(), RateLimitErrorRetryHandler(max_retry_count=2)],
     )
-    signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     # The token reaches Bolt through the client; token verification waits for the first event.
-    app = App(client=client, signing_secret=signing_secret, token_verification_enabled=False,
+    app = App(client=client, signing_secret=reveal(settings.slack_signing_secret), token_verification_enabled=False,
               process_before_response=False)
     register(app, core)
     return app
@@ -310,6 +309,7 @@ def _command_message(command: dict[str, Any], context: BoltContext) -> IncomingM
 
 
 def _secret(value: SecretStr | None, name: str) -> str:
-    if value is None or not value.get_secret_value():
+    """The secret's value; ``ConfigError`` naming the setting when it is unset."""
+    if not reveal(value):
         raise ConfigError(f"{name} is not set (see the Slack section of the README)")
-    return value.get_secret_value()
+    return reveal(value)

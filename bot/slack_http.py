@@ -26,7 +26,7 @@ from slack_bolt.adapter.asgi import SlackRequestHandler
 from slack_bolt.adapter.asgi.http_request import AsgiHttpRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.settings import BotSettings
+from bot.settings import BotSettings, reveal
 
 logger = logging.getLogger(__name__)
 
@@ -94,10 +94,10 @@ class GuardedRequestHandler(SlackRequestHandler):
 
 def http_server(app: App, settings: BotSettings) -> uvicorn.Server:
     """``app`` at ``/slack/events`` on the configured host and port, served by uvicorn; ``run()`` it."""
-    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    handler = GuardedRequestHandler(app, reveal(settings.slack_signing_secret))
     config = uvicorn.Config(
-        GuardedRequestHandler(app, secret), host=settings.slack_http_host, port=settings.slack_http_port,
-        lifespan="off", log_config=None, access_log=False, server_header=False, timeout_keep_alive=5,
+        handler, host=settings.slack_http_host, port=settings.slack_http_port, lifespan="off", log_config=None,
+        access_log=False, server_header=False, timeout_keep_alive=5,
     )
     logger.info("Slack HTTP mode on http://%s:%d%s", settings.slack_http_host, settings.slack_http_port,
                 EVENTS_PATH)

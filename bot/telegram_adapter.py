@@ -51,7 +51,7 @@ from telegram.ext import (
 
 from bot import render
 from bot.core import UNAVAILABLE_TEXT, ChatCore, IncomingMessage, Reply
-from bot.settings import BotSettings
+from bot.settings import BotSettings, reveal
 from bot.streaming import LivePreview
 from retrieval import ConfigError
 
@@ -122,7 +122,7 @@ class RetryingRateLimiter(AIORateLimiter):
 
 def build_application(core: ChatCore, settings: BotSettings) -> Application:
     """The bot: every handler and the error handler wired to ``core``; serve it with ``run``."""
-    token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
+    token = reveal(settings.telegram_bot_token)
     if not token:
         raise ConfigError("TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and put its token in .env")
     builder = (
@@ -163,7 +163,7 @@ def webhook_options(settings: BotSettings) -> dict[str, Any]:
         "port": settings.telegram_listen_port,
         "url_path": urlsplit(url).path.strip("/"),
         "webhook_url": url,
-        "secret_token": secret.get_secret_value() if secret else None,
+        "secret_token": reveal(secret) or None,
         "allowed_updates": ALLOWED_UPDATES,
     }
 

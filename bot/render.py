@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from bot.text import sanitize
 from bot.types import StoredAnswer, StoredCitation
+from retrieval.citations import MARKER
 from retrieval.prompts import NOT_FOUND_PHRASE
 from retrieval.types import Answer, Citation
 
@@ -37,7 +38,7 @@ _FIELD_CHARS = 100  # a location (page, section)
 _CLOSEST = 3  # passages listed under a declined answer
 _SLACK_SOURCE_BLOCKS = 4  # context blocks of sources at most; the rest are counted, not listed
 
-_MARKER = r"\[\d+(?: ?[,–-] ?\d+)*\]"
+_MARKER = MARKER.pattern  # the library's own grammar: a cut never falls inside a marker it writes
 # Each level: citation markers (skipped, so never cut) or a separator to cut at. Coarsest first.
 _LEVELS = tuple(
     re.compile(f"{_MARKER}|{sep}")
@@ -264,11 +265,6 @@ def _telegram(answer: Answer, style: _Style) -> list[str]:
 def to_telegram_html(answer: Answer) -> list[str]:
     """Messages for Telegram's HTML parse mode, each within 4,096 characters, sources at the end."""
     return _telegram(answer, _HTML)
-
-
-def to_telegram_plain(answer: Answer) -> list[str]:
-    """The same messages without markup, for when Telegram rejects the HTML."""
-    return _telegram(answer, _PLAIN)
 
 
 def _withdrawn(answer: Answer | StoredAnswer) -> list[str]:

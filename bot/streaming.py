@@ -1,37 +1,31 @@
 """Showing an answer while the language model writes it.
 
-``Draft`` is the model's text so far as a user may see it: without ``[n]`` markers, whose numbers are the
-prompt's and not yet verified or renumbered (an answer citing ``[7]`` of four passages never shows ``[7]``).
+``Draft`` is the answer so far as a user may see it: the sentences the retrieval library has verified, passed
+on without their ``[n]`` markers (``retrieval.grounding.VerifiedStream``), control characters dropped.
 ``LivePreview`` puts the draft into a chat message through an adapter's ``show`` callback, first as soon as
 text arrives, then about once a second; the adapter replaces it with the verified answer afterwards.
 
-Tokens arrive on the worker thread the chat core runs the responder in: ``LivePreview.on_token`` may be called
-from any thread and wakes the event loop the preview runs on, where ``show`` is awaited.
+Sentences arrive on the worker thread the chat core runs the responder in: ``LivePreview.on_token`` may be
+called from any thread and wakes the event loop the preview runs on, where ``show`` is awaited.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 from bot.text import sanitize
-from retrieval.citations import MARKER
 
 logger = logging.getLogger(__name__)
 
 PREVIEW_EVERY = 1.0  # seconds between updates of a preview; chat platforms throttle faster edits
 
-_OPEN_MARKER = re.compile(r"\[[\d,\s]*$")  # a marker whose closing bracket has not arrived yet
-_SPACE_BEFORE_PUNCTUATION = re.compile(r"[ \t]+([.,;:!?])")
-_SPACES = re.compile(r"[ \t]{2,}")  # the gaps removed markers leave, closed as retrieval.grounding does
-
 
 class Draft:
-    """The streamed text so far, markers left out; thread-safe."""
+    """The streamed text so far, as a user may see it; thread-safe."""
 
     def __init__(self) -> None:
         self._tokens: list[str] = []
@@ -43,9 +37,7 @@ class Draft:
         """What a user may see of the text so far (trimmed; empty until a visible character arrived)."""
         with self._lock:
             raw = "".join(self._tokens)
-        text = _OPEN_MARKER.sub("", MARKER.sub("", sanitize(raw)))
-        text = _SPACE_BEFORE_PUNCTUATION.sub(r"\1", text)
-        return _SPACES.sub(" ", text).strip()
+        return sanitize(raw).strip()
 
     def append(self, token: str) -> None:
         """Take the next token."""
@@ -57,8 +49,8 @@ class Draft:
         self.append(token)
         text = self.text
         with self._lock:
-            # Text held back (a marker in the making, trailing space) can change what it follows only in
-            # white space; if it ever does, the terminal waits for text that continues what it printed.
+            # Trailing white space is held back until text follows it; should the text ever not continue what
+            # was printed, the terminal waits for text that does.
             if not text.startswith(self._emitted):
                 return ""
             added, self._emitted = text[len(self._emitted) :], text

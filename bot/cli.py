@@ -25,11 +25,7 @@ from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
 from bot.streaming import Draft
 from bot.text import one_line
-from retrieval import evaluate
-from retrieval.errors import CitebotError
-from retrieval.pipeline import Pipeline
-from retrieval.settings import RetrievalSettings
-from retrieval.sync import ProgressFn
+from retrieval import CitebotError, Pipeline, ProgressFn, RetrievalSettings, evaluate
 
 logger = logging.getLogger(__name__)
 console = Console(highlight=False)

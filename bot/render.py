@@ -17,9 +17,7 @@ from urllib.parse import quote
 
 from bot.text import sanitize
 from bot.types import StoredAnswer, StoredCitation
-from retrieval.citations import MARKER
-from retrieval.prompts import NOT_FOUND_PHRASE
-from retrieval.types import Answer, Citation
+from retrieval import MARKER, NOT_FOUND_PHRASE, Answer, Citation
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from retrieval.settings import RetrievalSettings, _env
+from retrieval import RetrievalSettings, env_alias
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +44,11 @@ class BotSettings(BaseSettings):
     )
 
     telegram_bot_token: SecretStr | None = Field(
-        None, validation_alias=_env("TELEGRAM_BOT_TOKEN"), description="Bot token from @BotFather."
+        None, validation_alias=env_alias("TELEGRAM_BOT_TOKEN"), description="Bot token from @BotFather."
     )
     telegram_base_url: str | None = Field(
         None,
-        validation_alias=_env("TELEGRAM_BASE_URL"),
+        validation_alias=env_alias("TELEGRAM_BASE_URL"),
         description="Bot API base URL (e.g. http://127.0.0.1:8081/bot) for a self-hosted telegram-bot-api.",
     )
     telegram_webhook_url: str | None = Field(
@@ -61,17 +61,17 @@ class BotSettings(BaseSettings):
     telegram_listen_port: int = Field(8443, ge=1, le=65535, description="Port the webhook server binds.")
 
     slack_bot_token: SecretStr | None = Field(
-        None, validation_alias=_env("SLACK_BOT_TOKEN"), description="Bot user OAuth token (xoxb-...)."
+        None, validation_alias=env_alias("SLACK_BOT_TOKEN"), description="Bot user OAuth token (xoxb-...)."
     )
     slack_app_token: SecretStr | None = Field(
-        None, validation_alias=_env("SLACK_APP_TOKEN"), description="App-level token (xapp-...), Socket Mode."
+        None, validation_alias=env_alias("SLACK_APP_TOKEN"), description="App-level token (xapp-...), Socket Mode."
     )
     slack_signing_secret: SecretStr | None = Field(
-        None, validation_alias=_env("SLACK_SIGNING_SECRET"), description="Verifies HTTP-mode requests."
+        None, validation_alias=env_alias("SLACK_SIGNING_SECRET"), description="Verifies HTTP-mode requests."
     )
     slack_api_url: str | None = Field(
         None,
-        validation_alias=_env("SLACK_API_URL"),
+        validation_alias=env_alias("SLACK_API_URL"),
         description="Web API base URL, e.g. https://slack-gov.com/api/ for GovSlack; unset means slack.com.",
     )
     slack_http_host: str = Field("127.0.0.1", description="Address the HTTP-mode server binds.")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.core import ChatCore, TokenCallback, Turn
+from bot.core import ChatCore, TokenCallback
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
-from retrieval import Answer, Passage, Pipeline
+from retrieval import Answer, Passage, Pipeline, Turn
 
 
 class PipelineResponder:
@@ -18,7 +18,7 @@ class PipelineResponder:
         self.pipeline = pipeline
 
     def answer(self, question: str, history: Sequence[Turn], on_token: TokenCallback | None = None) -> Answer:
-        return self.pipeline.ask(question, [(t.question, t.answer) for t in history], on_token=on_token)
+        return self.pipeline.ask(question, history, on_token=on_token)
 
     def passages(self, ids: Sequence[str]) -> list[Passage]:
         """The passages of ``ids`` still indexed, so stored answers never quote a removed document."""

@@ -36,7 +36,7 @@ from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
 from bot.text import sanitize
 from bot.types import StoredAnswer, StoredCitation
-from retrieval import Answer, Passage
+from retrieval import Answer, Passage, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -82,14 +82,6 @@ class Reply:
     answer_id: int | None = None  # row id in the feedback store, for the buttons' callback data
     retry_after: float = 0.0
     stored: StoredAnswer | None = None  # "sources": the answer whose quoted passages to show
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One earlier exchange of a conversation."""
-
-    question: str
-    answer: str
 
 
 class Responder(Protocol):
@@ -318,7 +310,7 @@ class ChatCore:
     def _remember(self, msg: IncomingMessage, turn: Turn) -> None:
         key = (msg.platform, msg.conversation_id)
         with self._history_lock:
-            turns = self._history.pop(key, None) or deque(maxlen=self.settings.history_turns)
+            turns = self._history.pop(key, None) or deque(maxlen=self.settings.retrieval.history_turns)
             turns.append(turn)
             self._history[key] = turns
             if len(self._history) > MAX_TRACKED:

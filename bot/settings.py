@@ -97,9 +97,6 @@ class BotSettings(BaseSettings):
         5, ge=0, description="Questions one user may ask per window; 0 turns the limit off."
     )
     rate_limit_window: float = Field(60.0, gt=0, description="Length of the rate-limit window in seconds.")
-    history_turns: int = Field(
-        6, ge=0, description="Earlier questions and answers of a conversation passed along with a follow-up."
-    )
     max_question_chars: int = Field(
         4000, ge=1, description="Longer questions are shortened to this many characters, with a notice."
     )

@@ -12,7 +12,7 @@ from retrieval.citations import MARKER
 from retrieval.errors import CitebotError, ConfigError, EmbedderError, LLMError, LoadError, StoreError
 from retrieval.prompts import NOT_FOUND_PHRASE
 from retrieval.settings import RetrievalSettings, env_alias
-from retrieval.types import Answer, Citation, Passage
+from retrieval.types import Answer, Citation, Passage, Turn
 
 if TYPE_CHECKING:
     from retrieval import evaluate
@@ -37,6 +37,7 @@ __all__ = [
     "RetrievalSettings",
     "StoreError",
     "SyncReport",
+    "Turn",
 ]
 
 # Name -> the module holding it (or that module itself), imported on first use.

@@ -19,7 +19,7 @@ from retrieval.search import Searcher, SearchResult
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkStore
 from retrieval.sync import ProgressFn, SyncReport, sync, sync_documents
-from retrieval.types import Answer, Passage
+from retrieval.types import Answer, Passage, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -66,15 +66,15 @@ class Pipeline:
         """The best passages for ``question``."""
         return self.searcher.search(question, k=k)
 
-    def ask(
-        self, question: str, history: Sequence[tuple[str, str]] = (), *, on_token: TokenCallback | None = None
-    ) -> Answer:
-        """A cited answer to ``question``; ``history`` holds earlier (question, answer) turns.
+    def ask(self, question: str, history: Sequence[Turn] = (), *, on_token: TokenCallback | None = None) -> Answer:
+        """A cited answer to ``question``; ``history`` holds earlier turns, of which the last ``history_turns``
+        are read.
 
-        A follow-up is made standalone before the search. With a language model configured, its tokens
-        stream to ``on_token`` and its verified answer is returned; if it fails, the extractive one is,
-        with a notice saying why.
+        A follow-up is made standalone before the search. With a language model configured, its verified
+        sentences stream to ``on_token`` (without markers) and its verified answer is returned; if it fails, the
+        extractive one is, with a notice saying why.
         """
+        history = list(history)[max(0, len(history) - self.settings.history_turns) :]
         t0 = time.perf_counter()
         standalone = condense_question(question, history, self.llm.chat if self.llm else None)
         found = self.search(standalone)
@@ -86,7 +86,7 @@ class Pipeline:
         return answer
 
     def _answer(
-        self, question: str, passages: list[Passage], history: Sequence[tuple[str, str]], on_token: TokenCallback | None
+        self, question: str, passages: list[Passage], history: Sequence[Turn], on_token: TokenCallback | None
     ) -> Answer:
         """The language model's verified answer where one is configured and the passages are relevant."""
         if self.llm is None or not is_relevant(passages, self.settings):

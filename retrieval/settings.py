@@ -66,6 +66,9 @@ class RetrievalSettings(BaseSettings):
         0.3, description="Cosine similarity the best passage needs before the documents count as answering."
     )
     max_sentences: int = Field(5, ge=1, description="Sentences in an extractive answer at most.")
+    history_turns: int = Field(
+        3, ge=0, description="Earlier questions and answers of a conversation a follow-up is read with."
+    )
 
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=env_alias("OPENAI_API_KEY"), description="Turns on LLM-written answers."

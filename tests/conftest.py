@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from bot.core import TokenCallback, Turn
+from bot.core import TokenCallback
 from bot.settings import BotSettings
 from retrieval.pipeline import Pipeline
 from retrieval.prompts import NOT_FOUND_PROMPT
 from retrieval.settings import RetrievalSettings
-from retrieval.types import Answer, Citation, Passage
+from retrieval.types import Answer, Citation, Passage, Turn
 from tests.emulators.openai_server import OpenAIEmulator
 
 # Variables a developer's shell may carry that would change what the tests see.

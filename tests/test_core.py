@@ -9,9 +9,10 @@ import threading
 
 import pytest
 
-from bot.core import ChatCore, IncomingMessage, Reply, Turn
+from bot.core import ChatCore, IncomingMessage, Reply
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
+from retrieval import Turn
 from tests.conftest import RecordingResponder, StreamingResponder, build_answer
 
 
@@ -135,7 +136,8 @@ def test_core_terminal_user_is_not_rate_limited(core) -> None:
 
 
 def test_core_follow_up_sees_the_conversation_history(responder, bot_settings, feedback) -> None:
-    core = make_core(responder, bot_settings, feedback, history_turns=2, rate_limit_questions=0)
+    retrieval = bot_settings.retrieval.model_copy(update={"history_turns": 2})
+    core = make_core(responder, BotSettings(retrieval=retrieval, _env_file=None), feedback, rate_limit_questions=0)
     for n in range(3):
         ask(core, f"question {n}")
     ask(core, "and which of those are in trials?")

@@ -193,6 +193,17 @@ def test_answerer_sends_numbered_passages_history_and_limits(
     assert "[4] " in prompt and "[5] " not in prompt and prompt.endswith(QUESTION)
 
 
+@pytest.mark.parametrize("turns", [0, 2])
+def test_answerer_reads_the_last_history_turns_only(
+    tmp_path: Path, server: OpenAIEmulator, embedder: Embedder, turns: int
+) -> None:
+    server.script(Reply(WELL_CITED))
+    history = [(f"Question {n}?", f"Answer {n}.") for n in range(5)]
+    answerer(tmp_path, server, embedder, history_turns=turns).answer(QUESTION, PASSAGES, history)
+    asked = [m["content"] for m in server.requests[0].body["messages"] if m["role"] == "user"][:-1]
+    assert asked == [f"Question {n}?" for n in range(5 - turns, 5)]
+
+
 def test_answerer_logs_tokens_and_cost(
     tmp_path: Path, server: OpenAIEmulator, embedder: Embedder, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -18,6 +18,7 @@ from retrieval.pipeline import Pipeline
 from retrieval.prompts import NOT_FOUND_PROMPT
 from retrieval.settings import RetrievalSettings
 from retrieval.types import Answer, Citation, Passage, Turn
+from tests.chroma_server import STARTED
 from tests.emulators.openai_server import OpenAIEmulator
 
 # Variables a developer's shell may carry that would change what the tests see.
@@ -47,6 +48,17 @@ DEFAULT_SOURCES: list[tuple[dict[str, Any], str]] = [
 
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_chroma_server_left() -> Iterator[None]:
+    """Fail the run if a test left a `chroma run` server running; stop it (by its PID) either way."""
+    yield
+    left = [p for p in STARTED if p.poll() is None]
+    for process in left:
+        process.kill()
+        process.wait(10)
+    assert not left, f"{len(left)} `chroma run` server(s) left running (PIDs {[p.pid for p in left]})"
 
 
 @pytest.fixture(autouse=True)

@@ -35,19 +35,19 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
 from bot.text import sanitize
+from bot.texts import (
+    ERROR_TEXT,
+    RATE_LIMIT_TEXT,
+    REFUSAL_TEXT,
+    TRUNCATED_NOTICE,
+    UNAVAILABLE_TEXT,
+    USAGE_TEXT,
+    VOTE_THANKS,
+)
 from bot.types import StoredAnswer, StoredCitation
 from retrieval import Answer, Passage, Turn
 
 logger = logging.getLogger(__name__)
-
-REFUSAL_TEXT = "Sorry, I only answer in chats I have been set up for. Please ask the bot's administrator."
-USAGE_TEXT = "Send me a question about the indexed documents as text, and I will answer with citations."
-RATE_LIMIT_TEXT = "You are asking faster than I can keep up. Please wait {seconds} s and ask again."
-ERROR_TEXT = "Sorry, something went wrong while answering. Please try again in a moment."
-TRUNCATED_NOTICE = "Your question was long; I only read its first {limit:,} characters."
-# One answer to every button the core turns down, so a click cannot tell a foreign answer from a missing one.
-UNAVAILABLE_TEXT = "Sorry, that answer is not available here."
-VOTE_THANKS = "Thanks for the feedback: your {emoji} is recorded."
 
 # Conversations whose history (and users whose rate-limit window) are remembered at most; the oldest go first.
 MAX_TRACKED = 10_000

@@ -39,10 +39,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot import render
-from bot.core import ERROR_TEXT, ChatCore, IncomingMessage, Reply
+from bot.core import ChatCore, IncomingMessage, Reply
 from bot.settings import BotSettings, reveal
 from bot.slack_http import http_server
 from bot.streaming import LivePreview
+from bot.texts import ERROR_TEXT
 from retrieval import ConfigError
 
 logger = logging.getLogger(__name__)

@@ -50,9 +50,19 @@ from telegram.ext import (
 )
 
 from bot import render
-from bot.core import UNAVAILABLE_TEXT, ChatCore, IncomingMessage, Reply
+from bot.core import ChatCore, IncomingMessage, Reply
 from bot.settings import BotSettings, reveal
 from bot.streaming import LivePreview
+from bot.texts import (
+    ASK_USAGE,
+    COMMAND_USAGE,
+    HELP_TEXT,
+    INDEXED_EXAMPLES,
+    NOTHING_INDEXED,
+    START_TEXT,
+    TEXT_ONLY,
+    UNAVAILABLE_TEXT,
+)
 from retrieval import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -70,19 +80,6 @@ SERVER_RETRIES = 2  # of a request Telegram's servers failed (5xx) or that could
 SERVER_RETRY_DELAY = 1.0  # seconds before the first of those retries, doubled for each next one
 HELP_TITLES = 5  # document titles /help lists
 
-START_TEXT = "Hi! I answer questions from the team's documents, with citations."
-HELP_TEXT = (
-    "I answer from the indexed documents only, and every claim ends with a number [n] naming the passage it "
-    "comes from; the sources are listed under the answer.\n\n"
-    "In a private chat, just send your question. In a group, mention me (@{username}), reply to one of my "
-    "messages, or write /ask followed by your question.\n\n"
-    "Follow-up questions (\"and which of those are in trials?\") use the last few exchanges of the chat. "
-    "Under each answer, Sources shows the quoted passages, and 👍 / 👎 tell the team whether it helped."
-)
-TEXT_ONLY = "I can only read text questions. Please type your question."
-ASK_USAGE = "Put your question after the command, for example: /ask What are the therapeutic targets?"
-COMMAND_USAGE = "I know /ask, /help and /start; or just send me your question."
-VOTE_THANKS = "Thanks for the feedback!"
 COMMANDS = [
     BotCommand("ask", "Ask a question about the documents"),
     BotCommand("help", "How to ask, and which documents I know"),
@@ -282,7 +279,7 @@ async def vote(update: Update, context: Context) -> None:
         await expire_button(update, context)
         return
     reply = await _core(context).vote(match[1], who, int(match[2]))
-    await query.answer(VOTE_THANKS if reply.kind == "voted" else reply.text)
+    await query.answer(reply.text)
 
 
 async def expire_button(update: Update, context: Context) -> None:
@@ -522,9 +519,9 @@ def _corpus(documents: list[dict[str, Any]] | None) -> str:
     if documents is None:
         return ""
     if not documents:
-        return "Nothing is indexed yet: ask the bot's administrator to run `citebot index`."
+        return NOTHING_INDEXED
     titles = [render.shorten(str(d.get("title") or d.get("source", "untitled")), 80) for d in documents]
     count = "1 document is" if len(titles) == 1 else f"{len(titles):,} documents are"
     listed = "\n".join(f"• {t}" for t in titles[:HELP_TITLES])
     more = f"\n… and {len(titles) - HELP_TITLES:,} more" if len(titles) > HELP_TITLES else ""
-    return f"{count} indexed, for example:\n{listed}{more}"
+    return INDEXED_EXAMPLES.format(count=count, listed=listed, more=more)

@@ -31,9 +31,10 @@ from click.testing import CliRunner
 from bot import render, slack_adapter, slack_http
 from bot.app import PipelineResponder
 from bot.cli import cli
-from bot.core import UNAVAILABLE_TEXT, ChatCore, IncomingMessage, Responder
+from bot.core import ChatCore, IncomingMessage, Responder
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
+from bot.texts import UNAVAILABLE_TEXT
 from retrieval import Turn
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings

@@ -23,18 +23,11 @@ from click.testing import CliRunner
 from bot import render
 from bot.app import build_core
 from bot.cli import cli
-from bot.core import RATE_LIMIT_TEXT, REFUSAL_TEXT, UNAVAILABLE_TEXT, ChatCore
+from bot.core import ChatCore
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
-from bot.telegram_adapter import (
-    ALLOWED_UPDATES,
-    ASK_USAGE,
-    COMMAND_USAGE,
-    TEXT_ONLY,
-    VOTE_THANKS,
-    build_application,
-    webhook_options,
-)
+from bot.telegram_adapter import ALLOWED_UPDATES, build_application, webhook_options
+from bot.texts import ASK_USAGE, COMMAND_USAGE, RATE_LIMIT_TEXT, REFUSAL_TEXT, TEXT_ONLY, UNAVAILABLE_TEXT, VOTE_THANKS
 from retrieval.errors import ConfigError
 from retrieval.pipeline import Pipeline
 from retrieval.prompts import LLM_UNVERIFIED_NOTICE
@@ -232,7 +225,7 @@ def test_telegram_buttons_store_votes_and_page_through_sources(
 
         telegram.press(shown, ADA, f"vote:{answer_id}:1")
         [ack] = await telegram.wait_for("answerCallbackQuery")
-        assert ack.params["text"] == VOTE_THANKS
+        assert ack.params["text"] == VOTE_THANKS.format(emoji="👍")
 
         telegram.press(shown, ADA, f"src:{answer_id}")
         page1 = (await telegram.wait_for("sendMessage", 2))[1]

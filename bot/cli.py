@@ -77,11 +77,11 @@ def index(paths: tuple[Path, ...]) -> None:
 @cli.command()
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer, citations and timings as JSON.")
-@click.option("--no-stream", is_flag=True, help="Do not print the language model's words as they arrive.")
+@click.option("--no-stream", is_flag=True, help="Do not print the language model's sentences as they arrive.")
 def ask(question: str, as_json: bool, no_stream: bool) -> None:
     """Answer a question from the indexed documents, with citations.
 
-    With a language model configured, its words go to stderr as it writes them; the verified answer and its
+    With a language model configured, its verified sentences go to stderr as it writes them; the answer and its
     sources follow on stdout.
     """
     pipeline = _pipeline()
@@ -89,11 +89,11 @@ def ask(question: str, as_json: bool, no_stream: bool) -> None:
         raise click.ClickException("nothing is indexed yet: run `citebot index PATH...` first")
     draft = Draft()
 
-    def show(token: str) -> None:
-        click.echo(draft.add(token), nl=False, err=True)
+    def show(sentence: str) -> None:
+        click.echo(draft.add(sentence), nl=False, err=True)
 
     stream = pipeline.llm is not None and not (as_json or no_stream)
-    answer = pipeline.ask(question, on_token=show if stream else None)
+    answer = pipeline.ask(question, on_sentence=show if stream else None)
     if draft.text:
         click.echo("\n", err=True)  # ends the draft's line and sets the verified answer apart
     if as_json:

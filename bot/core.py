@@ -14,7 +14,7 @@ decision and returns a ``Reply`` whose ``kind`` tells the adapter what to show:
 
 The core imports no platform library and never raises to the adapter.
 
-An adapter that shows answers while they are written passes ``on_token``: a plain callable the responder
+An adapter that shows answers while they are written passes ``on_sentence``: a plain callable the responder
 calls with each verified sentence of a language-model answer (markers removed), on the worker thread the
 responder runs in (see ``bot.streaming``). Extractive answers, refusals and limits never call it.
 """
@@ -45,7 +45,7 @@ from bot.texts import (
     VOTE_THANKS,
 )
 from bot.types import StoredAnswer, StoredCitation
-from retrieval import Answer, Passage, Turn
+from retrieval import Answer, Passage, SentenceCallback, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,6 @@ MAX_TRACKED = 10_000
 # The local terminal user is the operator: no allowlist, no rate limit.
 LOCAL_PLATFORMS = frozenset({"cli"})
 
-TokenCallback = Callable[[str], None]
 ReplyKind = Literal["answer", "declined", "refused", "rate_limited", "invalid", "error", "sources", "voted"]
 MAX_ANSWER_ID = 2**63 - 1  # SQLite's largest row id: a bigger number in a button was never ours
 
@@ -87,11 +86,11 @@ class Reply:
 class Responder(Protocol):
     """Whatever writes the answers: the retrieval library in production, a small fake in tests.
 
-    ``on_token``, when given, receives the verified sentences of an answer as a language model writes them.
+    ``on_sentence``, when given, receives the verified sentences of an answer as a language model writes them.
     ``passages`` returns those of ``ids`` that are still indexed, so a removed document is never quoted again.
     """
 
-    def answer(self, question: str, history: Sequence[Turn], on_token: TokenCallback | None = None) -> Answer: ...
+    def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None) -> Answer: ...
 
     def passages(self, ids: Sequence[str]) -> list[Passage]: ...
 
@@ -150,8 +149,8 @@ class ChatCore:
         self._history: OrderedDict[tuple[str, str], deque[Turn]] = OrderedDict()
         self._history_lock = threading.Lock()
 
-    async def handle(self, msg: IncomingMessage, *, on_token: TokenCallback | None = None) -> Reply:
-        """Answer one message, passing ``on_token`` to the responder; never raises."""
+    async def handle(self, msg: IncomingMessage, *, on_sentence: SentenceCallback | None = None) -> Reply:
+        """Answer one message, passing ``on_sentence`` to the responder; never raises."""
         refusal = self.admit(msg)
         if refusal is not None:
             return refusal
@@ -169,7 +168,7 @@ class ChatCore:
                 return Reply("rate_limited", RATE_LIMIT_TEXT.format(seconds=seconds), retry_after=wait)
         try:
             answer, answer_id = await asyncio.to_thread(self._answer, msg, question, self.history(msg), notice,
-                                                        on_token)
+                                                        on_sentence)
         except Exception:
             logger.exception(
                 "answering failed: %s conversation %s user %s, question of %d characters",
@@ -283,13 +282,13 @@ class ChatCore:
         return replace(stored, citations=kept, withdrawn=len(stored.citations) - len(kept))
 
     def _answer(self, msg: IncomingMessage, question: str, history: Sequence[Turn], notice: str,
-                on_token: TokenCallback | None) -> tuple[Answer, int | None]:
+                on_sentence: SentenceCallback | None) -> tuple[Answer, int | None]:
         """The answer and its feedback id, made on one worker thread.
 
         A second trip to the thread pool for storing would queue behind every question of a burst: even the
         first asker would hear back only once the last question had been answered.
         """
-        answer = self.responder.answer(question, history, on_token)
+        answer = self.responder.answer(question, history, on_sentence)
         if notice:
             answer = replace(answer, notice="\n".join(filter(None, (notice, answer.notice))))
         return answer, self._record(msg, question, answer)

@@ -224,7 +224,7 @@ class _Listeners:
     async def _handle_streaming(self, msg: IncomingMessage, draft: _Draft) -> Reply:
         """The core's reply, the answer shown in ``draft`` while a language model writes it."""
         async with LivePreview(draft.show) as preview:
-            return await self.core.handle(msg, on_token=preview.on_token)
+            return await self.core.handle(msg, on_sentence=preview.on_sentence)
 
 
 class _Draft:

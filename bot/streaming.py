@@ -5,8 +5,8 @@ on without their ``[n]`` markers (``retrieval.grounding.VerifiedStream``), contr
 ``LivePreview`` puts the draft into a chat message through an adapter's ``show`` callback, first as soon as
 text arrives, then about once a second; the adapter replaces it with the verified answer afterwards.
 
-Sentences arrive on the worker thread the chat core runs the responder in: ``LivePreview.on_token`` may be
-called from any thread and wakes the event loop the preview runs on, where ``show`` is awaited.
+Sentences arrive on the worker thread the chat core runs the responder in: ``LivePreview.on_sentence`` may
+be called from any thread and wakes the event loop the preview runs on, where ``show`` is awaited.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Draft:
     """The streamed text so far, as a user may see it; thread-safe."""
 
     def __init__(self) -> None:
-        self._tokens: list[str] = []
+        self._parts: list[str] = []
         self._emitted = ""
         self._lock = threading.Lock()
 
@@ -36,17 +36,17 @@ class Draft:
     def text(self) -> str:
         """What a user may see of the text so far (trimmed; empty until a visible character arrived)."""
         with self._lock:
-            raw = "".join(self._tokens)
+            raw = "".join(self._parts)
         return sanitize(raw).strip()
 
-    def append(self, token: str) -> None:
-        """Take the next token."""
+    def append(self, piece: str) -> None:
+        """Take the next piece of text."""
         with self._lock:
-            self._tokens.append(token)
+            self._parts.append(piece)
 
-    def add(self, token: str) -> str:
-        """Take the next token; return what it adds to ``text``, for a terminal that prints as it goes."""
-        self.append(token)
+    def add(self, piece: str) -> str:
+        """Take the next piece of text; return what it adds to ``text``, for a terminal that prints as it goes."""
+        self.append(piece)
         text = self.text
         with self._lock:
             # Trailing white space is held back until text follows it; should the text ever not continue what
@@ -61,10 +61,10 @@ Show = Callable[[str], Awaitable[object]]
 
 
 class LivePreview:
-    """Shows a ``Draft`` through ``show(text)`` while tokens arrive.
+    """Shows a ``Draft`` through ``show(text)`` while sentences arrive.
 
         async with LivePreview(draft_message.show) as preview:
-            reply = await core.handle(msg, on_token=preview.on_token)
+            reply = await core.handle(msg, on_sentence=preview.on_sentence)
 
     ``show`` runs on the event loop the block runs on, one call at a time, never with empty or unchanged
     text, at most every ``every`` seconds. A failing ``show`` is logged and skipped: a lost preview must never
@@ -80,9 +80,9 @@ class LivePreview:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def on_token(self, token: str) -> None:
-        """Take a token; callable from any thread."""
-        self.draft.append(token)
+    def on_sentence(self, sentence: str) -> None:
+        """Take a sentence; callable from any thread."""
+        self.draft.append(sentence)
         if self._loop is not None:
             # A closed loop means the handler was cancelled: nobody waits for this preview any more.
             with suppress(RuntimeError):

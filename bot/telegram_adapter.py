@@ -387,7 +387,7 @@ async def _answer(update: Update, context: Context, question: str) -> None:
         return
     draft = _Draft(message)
     async with _typing(message), LivePreview(draft.show) as preview:
-        reply = await core.handle(incoming, on_token=preview.on_token)
+        reply = await core.handle(incoming, on_sentence=preview.on_sentence)
     await _deliver(message, reply, draft if draft.sent else None)
 
 

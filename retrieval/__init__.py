@@ -16,6 +16,7 @@ from retrieval.types import Answer, Citation, Passage, Turn
 
 if TYPE_CHECKING:
     from retrieval import evaluate
+    from retrieval.llm import SentenceCallback
     from retrieval.pipeline import Pipeline
     from retrieval.sync import ProgressFn, SyncReport
 
@@ -35,14 +36,15 @@ __all__ = [
     "Pipeline",
     "ProgressFn",
     "RetrievalSettings",
+    "SentenceCallback",
     "StoreError",
     "SyncReport",
     "Turn",
 ]
 
 # Name -> the module holding it (or that module itself), imported on first use.
-_LAZY = {"Pipeline": "retrieval.pipeline", "ProgressFn": "retrieval.sync", "SyncReport": "retrieval.sync",
-         "evaluate": "retrieval.evaluate"}
+_LAZY = {"Pipeline": "retrieval.pipeline", "ProgressFn": "retrieval.sync", "SentenceCallback": "retrieval.llm",
+         "SyncReport": "retrieval.sync", "evaluate": "retrieval.evaluate"}
 
 
 def __getattr__(name: str) -> Any:

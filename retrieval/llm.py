@@ -30,7 +30,8 @@ from retrieval.types import Answer, Passage, Turn
 
 logger = logging.getLogger(__name__)
 
-TokenCallback = Callable[[str], None]
+TokenCallback = Callable[[str], None]  # each token as the model streams it
+SentenceCallback = Callable[[str], None]  # each verified sentence of an answer, markers removed
 Messages = Sequence[tuple[str, str]]  # (role, text): "system", "human" or "ai"
 
 COOLDOWN = 30.0  # seconds a failed endpoint is not called again, so an outage costs one timeout, not several
@@ -199,14 +200,14 @@ class LLMAnswerer:
         question: str,
         passages: list[Passage],
         history: Sequence[Turn] = (),
-        on_token: TokenCallback | None = None,
+        on_sentence: SentenceCallback | None = None,
     ) -> Answer:
-        """Answer from ``passages`` (cited as [1]..[k] in the prompt), streaming verified sentences to ``on_token``.
+        """Answer from ``passages`` (cited as [1]..[k] in the prompt), streaming verified sentences to ``on_sentence``.
 
         Raises LLMError when the endpoint fails, UnverifiedAnswerError when no sentence verifies.
         """
         t0 = time.perf_counter()
-        stream = VerifiedStream(passages, self.checker, on_token) if on_token else None
+        stream = VerifiedStream(passages, self.checker, on_sentence) if on_sentence else None
         generation = self.chat.generate(self._messages(question, passages, history), stream)
         if stream:
             stream.finish()

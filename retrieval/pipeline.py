@@ -12,7 +12,7 @@ from retrieval.answer import extractive_answer, is_relevant
 from retrieval.embeddings import Embedder, get_embedder
 from retrieval.errors import LLMError, UnverifiedAnswerError
 from retrieval.followup import condense_question
-from retrieval.llm import LLMAnswerer, TokenCallback
+from retrieval.llm import LLMAnswerer, SentenceCallback
 from retrieval.loaders import LoadedDocument
 from retrieval.prompts import LLM_UNAVAILABLE_NOTICE, LLM_UNVERIFIED_NOTICE
 from retrieval.search import Searcher, SearchResult
@@ -66,12 +66,14 @@ class Pipeline:
         """The best passages for ``question``."""
         return self.searcher.search(question, k=k)
 
-    def ask(self, question: str, history: Sequence[Turn] = (), *, on_token: TokenCallback | None = None) -> Answer:
+    def ask(
+        self, question: str, history: Sequence[Turn] = (), *, on_sentence: SentenceCallback | None = None
+    ) -> Answer:
         """A cited answer to ``question``; ``history`` holds earlier turns, of which the last ``history_turns``
         are read.
 
         A follow-up is made standalone before the search. With a language model configured, its verified
-        sentences stream to ``on_token`` (without markers) and its verified answer is returned; if it fails, the
+        sentences stream to ``on_sentence`` (without markers) and its verified answer is returned; if it fails, the
         extractive one is, with a notice saying why.
         """
         history = list(history)[max(0, len(history) - self.settings.history_turns) :]
@@ -79,20 +81,20 @@ class Pipeline:
         standalone = condense_question(question, history, self.llm.chat if self.llm else None)
         found = self.search(standalone)
         t1 = time.perf_counter()
-        answer = self._answer(standalone, found.passages, history, on_token)
+        answer = self._answer(standalone, found.passages, history, on_sentence)
         answer.question = question  # the user's words; the standalone form only steered search and answer
         answer.timings.update(found.timings, search=t1 - t0, answer=time.perf_counter() - t1)
         answer.timings["total"] = time.perf_counter() - t0
         return answer
 
     def _answer(
-        self, question: str, passages: list[Passage], history: Sequence[Turn], on_token: TokenCallback | None
+        self, question: str, passages: list[Passage], history: Sequence[Turn], on_sentence: SentenceCallback | None
     ) -> Answer:
         """The language model's verified answer where one is configured and the passages are relevant."""
         if self.llm is None or not is_relevant(passages, self.settings):
             return extractive_answer(question, passages, self.settings)
         try:
-            return self.llm.answer(question, passages, history, on_token)
+            return self.llm.answer(question, passages, history, on_sentence)
         except UnverifiedAnswerError as exc:
             logger.warning("showing the extractive answer: %s", exc)
             notice = LLM_UNVERIFIED_NOTICE

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from bot.core import TokenCallback
 from bot.settings import BotSettings
+from retrieval import SentenceCallback
 from retrieval.pipeline import Pipeline
 from retrieval.prompts import NOT_FOUND_PROMPT
 from retrieval.settings import RetrievalSettings
@@ -129,7 +129,7 @@ class RecordingResponder:
     """A real ``Responder`` that answers every question with ``build_answer`` and records what it saw; its
     index holds the passages of the answers it gave.
 
-    It streams nothing: ``on_token`` is never called, as with extractive answers.
+    It streams nothing: ``on_sentence`` is never called, as with extractive answers.
     """
 
     def __init__(self, answer: Callable[[str], Answer] | None = None) -> None:
@@ -137,7 +137,7 @@ class RecordingResponder:
         self.indexed: dict[str, Passage] = {}  # every passage it has answered from; remove one to "unindex" it
         self._answer = answer or (lambda question: build_answer(question=question))
 
-    def answer(self, question: str, history: Sequence[Turn], on_token: TokenCallback | None = None) -> Answer:
+    def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None) -> Answer:
         self.calls.append((question, list(history)))
         answer = self._answer(question)
         if answer is not None:
@@ -149,7 +149,7 @@ class RecordingResponder:
 
 
 class StreamingResponder(RecordingResponder):
-    """A ``RecordingResponder`` that first writes each answer's text to ``on_token`` word by word, ``pace``
+    """A ``RecordingResponder`` that first writes each answer's text to ``on_sentence`` word by word, ``pace``
     seconds apart, as a language model does; ``threads`` names the threads it answered on."""
 
     def __init__(self, answer: Callable[[str], Answer] | None = None, *, pace: float = 0.0) -> None:
@@ -157,12 +157,12 @@ class StreamingResponder(RecordingResponder):
         self.pace = pace
         self.threads: set[str] = set()
 
-    def answer(self, question: str, history: Sequence[Turn], on_token: TokenCallback | None = None) -> Answer:
-        answer = super().answer(question, history, on_token)
+    def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None) -> Answer:
+        answer = super().answer(question, history, on_sentence)
         self.threads.add(threading.current_thread().name)
         for word in re.findall(r"\s*\S+", answer.text):
-            if on_token is not None:
-                on_token(word)
+            if on_sentence is not None:
+                on_sentence(word)
                 time.sleep(self.pace)
         return answer
 

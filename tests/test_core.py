@@ -274,7 +274,7 @@ def test_core_passes_tokens_from_the_worker_thread_to_the_adapter(bot_settings, 
     core = make_core(responder, bot_settings, feedback)
     tokens: list[tuple[str, str]] = []
     reply = asyncio.run(core.handle(IncomingMessage("slack", "C1:1", "U1", "What are the targets?", "C1"),
-                                    on_token=lambda t: tokens.append((t, threading.current_thread().name))))
+                                    on_sentence=lambda t: tokens.append((t, threading.current_thread().name))))
     assert "".join(t for t, _ in tokens).strip() == reply.answer.text
     assert {name for _, name in tokens} == responder.threads != {threading.main_thread().name}
 
@@ -283,5 +283,5 @@ def test_core_streams_nothing_for_a_refusal(bot_settings, feedback) -> None:
     core = make_core(StreamingResponder(), bot_settings, feedback, slack_allowed_channels=["C1"])
     tokens: list[str] = []
     reply = asyncio.run(core.handle(IncomingMessage("slack", "C9:1", "U1", "Anything?", "C9"),
-                                    on_token=tokens.append))
+                                    on_sentence=tokens.append))
     assert reply.kind == "refused" and tokens == []

@@ -40,7 +40,7 @@ def test_live_preview_shows_at_once_then_about_once_a_second_from_another_thread
     async def main() -> tuple[float, float]:
         async with LivePreview(show, every=0.2) as preview:
             start = time.monotonic()
-            worker = threading.Thread(target=lambda: [(preview.on_token(f" w{i}"), time.sleep(0.01))
+            worker = threading.Thread(target=lambda: [(preview.on_sentence(f" w{i}"), time.sleep(0.01))
                                                       for i in range(60)])
             await asyncio.to_thread(lambda: (worker.start(), worker.join()))
             return start, time.monotonic()
@@ -64,13 +64,13 @@ def test_live_preview_failing_show_is_skipped_and_unchanged_text_not_shown_again
 
     async def main() -> None:
         async with LivePreview(show, every=0.05) as preview:
-            preview.on_token("Fibroblasts")
+            preview.on_sentence("Fibroblasts")
             await asyncio.sleep(0.1)
-            preview.on_token("\x07")  # changes nothing a user sees
+            preview.on_sentence("\x07")  # changes nothing a user sees
             await asyncio.sleep(0.1)
-            preview.on_token(" matter.")
+            preview.on_sentence(" matter.")
             await asyncio.sleep(0.1)
-        preview.on_token(" Late.")  # after the block: shown nowhere
+        preview.on_sentence(" Late.")  # after the block: shown nowhere
 
     asyncio.run(main())
     assert calls == ["Fibroblasts", "Fibroblasts matter."]

@@ -52,7 +52,7 @@ def ask(pipeline: Pipeline, question: str) -> dict[str, Any]:
     """One question as ``citebot ask`` answers it, with the stream's timings."""
     stamps: list[float] = []
     start = time.perf_counter()
-    answer = pipeline.ask(question, on_token=lambda token: stamps.append(time.perf_counter()))
+    answer = pipeline.ask(question, on_sentence=lambda token: stamps.append(time.perf_counter()))
     result: dict[str, Any] = {"question": question, "mode": answer.mode, "notice": answer.notice,
                               "citations": len(answer.citations), "seconds": time.perf_counter() - start,
                               "streamed_tokens": len(stamps)}

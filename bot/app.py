@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.core import ChatCore, TokenCallback, Turn
+from bot.core import ChatCore
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
-from retrieval.pipeline import Pipeline
-from retrieval.types import Answer
+from retrieval import Answer, Passage, Pipeline, SentenceCallback, Turn
 
 
 class PipelineResponder:
@@ -18,8 +17,12 @@ class PipelineResponder:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
 
-    def answer(self, question: str, history: Sequence[Turn], on_token: TokenCallback | None = None) -> Answer:
-        return self.pipeline.ask(question, [(t.question, t.answer) for t in history], on_token=on_token)
+    def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None) -> Answer:
+        return self.pipeline.ask(question, history, on_sentence=on_sentence)
+
+    def passages(self, ids: Sequence[str]) -> list[Passage]:
+        """The passages of ``ids`` still indexed, so stored answers never quote a removed document."""
+        return self.pipeline.passages(ids)
 
     def sources(self) -> list[dict[str, Any]]:
         """The indexed documents, for the bots' help texts."""

@@ -14,31 +14,21 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import click
-from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from bot import logs, render, slack_adapter, telegram_adapter
+from bot import logs, render, slack_adapter, slack_http, telegram_adapter
 from bot.app import build_core
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
 from bot.streaming import Draft
-from retrieval import answer_eval, evaluate
-from retrieval.errors import CitebotError
-from retrieval.pipeline import Pipeline
-from retrieval.settings import RetrievalSettings
-from retrieval.sync import ProgressFn
+from bot.text import one_line
+from retrieval import CitebotError, Pipeline, ProgressFn, RetrievalSettings, answer_eval, evaluate
 
 logger = logging.getLogger(__name__)
 console = Console(highlight=False)
-
-
-def _secrets() -> list[str]:
-    """Every configured token, so logging can mask it."""
-    bot = BotSettings()
-    values = [getattr(bot, name) for name in type(bot).model_fields] + [bot.retrieval.openai_api_key]
-    return [v.get_secret_value() for v in values if isinstance(v, SecretStr) and v.get_secret_value()]
 
 
 def _pipeline() -> Pipeline:
@@ -53,7 +43,7 @@ def cli(verbose: int) -> None:
 
     Settings come from the environment and a .env file (see .env.example).
     """
-    logs.configure(verbose, _secrets())
+    logs.configure(verbose, BotSettings().secrets())
 
 
 @contextmanager
@@ -76,21 +66,22 @@ def index(paths: tuple[Path, ...]) -> None:
     pipeline = _pipeline()
     with _progress_bar() as progress:
         report = pipeline.index(paths, progress=progress)
+    # File names and the reasons quoting them are anyone's bytes: no terminal escapes, one line each.
     click.echo(f"Indexed: {report.summary()}")
     for skipped in report.skipped:
-        click.echo(f"  skipped {skipped.source}: {skipped.reason}")
+        click.echo(f"  skipped {one_line(skipped.source)}: {one_line(skipped.reason)}")
     for source in report.removed:
-        click.echo(f"  removed {source}")
+        click.echo(f"  removed {one_line(source)}")
 
 
 @cli.command()
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer, citations and timings as JSON.")
-@click.option("--no-stream", is_flag=True, help="Do not print the language model's words as they arrive.")
+@click.option("--no-stream", is_flag=True, help="Do not print the language model's sentences as they arrive.")
 def ask(question: str, as_json: bool, no_stream: bool) -> None:
     """Answer a question from the indexed documents, with citations.
 
-    With a language model configured, its words go to stderr as it writes them; the verified answer and its
+    With a language model configured, its verified sentences go to stderr as it writes them; the answer and its
     sources follow on stdout.
     """
     pipeline = _pipeline()
@@ -98,11 +89,11 @@ def ask(question: str, as_json: bool, no_stream: bool) -> None:
         raise click.ClickException("nothing is indexed yet: run `citebot index PATH...` first")
     draft = Draft()
 
-    def show(token: str) -> None:
-        click.echo(draft.add(token), nl=False, err=True)
+    def show(sentence: str) -> None:
+        click.echo(draft.add(sentence), nl=False, err=True)
 
     stream = pipeline.llm is not None and not (as_json or no_stream)
-    answer = pipeline.ask(question, on_token=show if stream else None)
+    answer = pipeline.ask(question, on_sentence=show if stream else None)
     if draft.text:
         click.echo("\n", err=True)  # ends the draft's line and sets the verified answer apart
     if as_json:
@@ -125,7 +116,9 @@ def sources(as_json: bool) -> None:
     table = Table("source", "title", "identifiers", "chunks")
     for row in rows:
         ids = ", ".join(f"{k.upper()} {row[k]}" for k in ("doi", "pmid", "pmcid") if k in row)
-        table.add_row(row["source"], row.get("title", ""), ids, str(row["chunks"]))
+        # Text, not markup: a title like "[bold]" or an escape sequence in a file name is shown as plain text.
+        table.add_row(*(Text(one_line(str(v))) for v in (row["source"], row.get("title", ""), ids)),
+                      str(row["chunks"]))
     console.print(table)
 
 
@@ -185,10 +178,12 @@ def _answers_table(name: str, answers: dict[str, dict[str, float]]) -> Table:
 def slack(http: bool) -> None:
     """Run the Slack bot: Socket Mode by default, no public URL needed."""
     settings = BotSettings()
-    url = f"http://{settings.slack_http_host}:{settings.slack_http_port}{slack_adapter.EVENTS_PATH}"
+    slack_adapter.check_settings(settings, http=http)
+    app = slack_adapter.build_app(build_core(settings), settings)
+    url = f"http://{settings.slack_http_host}:{settings.slack_http_port}{slack_http.EVENTS_PATH}"
     click.echo(f"Starting the Slack bot ({f'HTTP mode on {url}' if http else 'Socket Mode'}); Ctrl+C stops it.",
                err=True)
-    slack_adapter.serve(settings, http=http)
+    slack_adapter.run(app, settings, http=http)
 
 
 @cli.command()
@@ -219,7 +214,7 @@ def stats(as_json: bool) -> None:
     if report.most_down_voted:
         worst = Table("answer", "platform", "👎", "👍", "question", title="Most down-voted answers")
         for d in report.most_down_voted:
-            worst.add_row(str(d.answer_id), d.platform, str(d.down), str(d.up), render.shorten(d.question, 80))
+            worst.add_row(str(d.answer_id), d.platform, str(d.down), str(d.up), Text(render.shorten(d.question, 80)))
         console.print(worst)
 
 

@@ -1,13 +1,22 @@
 """The platform-neutral chat core every front end (Telegram, Slack, terminal) shares.
 
-An adapter turns a platform event into an ``IncomingMessage`` and hands it to ``ChatCore.handle``, which
-decides who may ask, cleans the question, applies the per-user rate limit, answers with the conversation's
-recent history, stores the answer for feedback and returns a ``Reply``. The core imports no platform library
-and never raises to the adapter.
+An adapter turns a platform event into an ``IncomingMessage`` and asks the core, which makes every access
+decision and returns a ``Reply`` whose ``kind`` tells the adapter what to show:
 
-An adapter that shows answers while they are written passes ``on_token``: a plain callable the responder
-calls with each token of a language-model answer, on the worker thread the responder runs in (see
-``bot.streaming``). Extractive answers, refusals and limits never call it.
+- ``handle(msg)``: a question. The core decides who may ask, cleans the question, applies the per-user rate
+  limit, answers with the conversation's recent history and stores the answer for the buttons.
+- ``admit(msg)``: a command that asks nothing (help, usage hints): None when the sender may use the bot here,
+  or the refusal to show.
+- ``sources(answer_id, who)`` and ``vote(answer_id, who, vote)``: a button under an answer. The stored answer is
+  shown, or voted on, only in the chat (and Slack workspace) where it was given, only for someone allowed to
+  ask there, and only with the quotes whose passages are still indexed. Anything else (a forged or foreign
+  click, an unknown or out-of-range id) gets one refusal that reveals nothing of any answer.
+
+The core imports no platform library and never raises to the adapter.
+
+An adapter that shows answers while they are written passes ``on_sentence``: a plain callable the responder
+calls with each verified sentence of a language-model answer (markers removed), on the worker thread the
+responder runs in (see ``bot.streaming``). Extractive answers, refusals and limits never call it.
 """
 
 from __future__ import annotations
@@ -23,18 +32,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from bot.feedback import FeedbackStore, StoredAnswer
-from bot.render import sanitize
+from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
-from retrieval.types import Answer
+from bot.text import sanitize
+from bot.texts import (
+    ERROR_TEXT,
+    RATE_LIMIT_TEXT,
+    REFUSAL_TEXT,
+    TRUNCATED_NOTICE,
+    UNAVAILABLE_TEXT,
+    USAGE_TEXT,
+    VOTE_THANKS,
+)
+from bot.types import StoredAnswer, StoredCitation
+from retrieval import Answer, Passage, SentenceCallback, Turn
 
 logger = logging.getLogger(__name__)
-
-REFUSAL_TEXT = "Sorry, I only answer in chats I have been set up for. Please ask the bot's administrator."
-USAGE_TEXT = "Send me a question about the indexed documents as text, and I will answer with citations."
-RATE_LIMIT_TEXT = "You are asking faster than I can keep up. Please wait {seconds} s and ask again."
-ERROR_TEXT = "Sorry, something went wrong while answering. Please try again in a moment."
-TRUNCATED_NOTICE = "Your question was long; I only read its first {limit:,} characters."
 
 # Conversations whose history (and users whose rate-limit window) are remembered at most; the oldest go first.
 MAX_TRACKED = 10_000
@@ -42,13 +55,13 @@ MAX_TRACKED = 10_000
 # The local terminal user is the operator: no allowlist, no rate limit.
 LOCAL_PLATFORMS = frozenset({"cli"})
 
-TokenCallback = Callable[[str], None]
-ReplyKind = Literal["answer", "declined", "refused", "rate_limited", "invalid", "error"]
+ReplyKind = Literal["answer", "declined", "refused", "rate_limited", "invalid", "error", "sources", "voted"]
+MAX_ANSWER_ID = 2**63 - 1  # SQLite's largest row id: a bigger number in a button was never ours
 
 
 @dataclass(frozen=True)
 class IncomingMessage:
-    """A question as an adapter hands it over."""
+    """A question as an adapter hands it over; with empty ``text``, who pressed a button or sent a command."""
 
     platform: str  # "telegram" | "slack" | "cli"
     conversation_id: str  # telegram chat id (+ thread), slack channel + thread_ts: the history key
@@ -60,30 +73,26 @@ class IncomingMessage:
 
 @dataclass
 class Reply:
-    """What the adapter should show: an ``Answer`` to render, or ``text`` when there is none."""
+    """What the adapter should show: an ``Answer`` to render, a ``StoredAnswer``'s sources, or ``text``."""
 
     kind: ReplyKind
     text: str
     answer: Answer | None = None
     answer_id: int | None = None  # row id in the feedback store, for the buttons' callback data
     retry_after: float = 0.0
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One earlier exchange of a conversation."""
-
-    question: str
-    answer: str
+    stored: StoredAnswer | None = None  # "sources": the answer whose quoted passages to show
 
 
 class Responder(Protocol):
     """Whatever writes the answers: the retrieval library in production, a small fake in tests.
 
-    ``on_token``, when given, receives the tokens of an answer as a language model writes them.
+    ``on_sentence``, when given, receives the verified sentences of an answer as a language model writes them.
+    ``passages`` returns those of ``ids`` that are still indexed, so a removed document is never quoted again.
     """
 
-    def answer(self, question: str, history: Sequence[Turn], on_token: TokenCallback | None = None) -> Answer: ...
+    def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None) -> Answer: ...
+
+    def passages(self, ids: Sequence[str]) -> list[Passage]: ...
 
 
 @runtime_checkable
@@ -140,11 +149,11 @@ class ChatCore:
         self._history: OrderedDict[tuple[str, str], deque[Turn]] = OrderedDict()
         self._history_lock = threading.Lock()
 
-    async def handle(self, msg: IncomingMessage, *, on_token: TokenCallback | None = None) -> Reply:
-        """Answer one message, passing ``on_token`` to the responder; never raises."""
-        if not self.is_allowed(msg):
-            logger.info("refused %s user %s in chat %s", msg.platform, msg.user_id, msg.chat_id)
-            return Reply("refused", REFUSAL_TEXT)
+    async def handle(self, msg: IncomingMessage, *, on_sentence: SentenceCallback | None = None) -> Reply:
+        """Answer one message, passing ``on_sentence`` to the responder; never raises."""
+        refusal = self.admit(msg)
+        if refusal is not None:
+            return refusal
         question = sanitize(msg.text).strip()
         if not question:
             return Reply("invalid", USAGE_TEXT)
@@ -159,7 +168,7 @@ class ChatCore:
                 return Reply("rate_limited", RATE_LIMIT_TEXT.format(seconds=seconds), retry_after=wait)
         try:
             answer, answer_id = await asyncio.to_thread(self._answer, msg, question, self.history(msg), notice,
-                                                        on_token)
+                                                        on_sentence)
         except Exception:
             logger.exception(
                 "answering failed: %s conversation %s user %s, question of %d characters",
@@ -169,7 +178,49 @@ class ChatCore:
         self._remember(msg, Turn(question, answer.text))
         return Reply("answer" if answer.found else "declined", answer.text, answer, answer_id)
 
-    def is_allowed(self, msg: IncomingMessage) -> bool:
+    def admit(self, msg: IncomingMessage) -> Reply | None:
+        """None when the sender may use the bot in this chat; otherwise the refusal to show."""
+        if self._allowed(msg):
+            return None
+        logger.info("refused %s user %s in chat %s", msg.platform, msg.user_id, msg.chat_id)
+        return Reply("refused", REFUSAL_TEXT)
+
+    async def sources(self, answer_id: object, who: IncomingMessage) -> Reply:
+        """A "Sources" click: the stored answer, its quotes of removed documents left out; or a refusal."""
+        stored = await asyncio.to_thread(self.answer_for, answer_id, who)
+        if stored is None:
+            return Reply("refused", UNAVAILABLE_TEXT)
+        return Reply("sources", "", answer_id=stored.id, stored=await asyncio.to_thread(self._still_indexed, stored))
+
+    async def vote(self, answer_id: object, who: IncomingMessage, vote: int) -> Reply:
+        """A 👍 (+1) / 👎 (-1) click: stored when the voter may see the answer; otherwise a refusal."""
+        stored = await asyncio.to_thread(self.answer_for, answer_id, who) if vote in (1, -1) else None
+        if stored is None or not await asyncio.to_thread(self._record_vote, stored.id, who, vote):
+            return Reply("refused", UNAVAILABLE_TEXT)
+        return Reply("voted", VOTE_THANKS.format(emoji="👍" if vote > 0 else "👎"), answer_id=stored.id)
+
+    def answer_for(self, answer_id: object, who: IncomingMessage) -> StoredAnswer | None:
+        """The stored answer a button names, when ``who`` may see it; None otherwise (never raises).
+
+        It must have been given on the same platform, in the same chat (and Slack workspace), and ``who`` must
+        be allowed to ask in that chat: a button copied elsewhere, forged or guessed opens nothing.
+        """
+        number = _answer_number(answer_id)
+        if number is None or self.admit(who) is not None:
+            return None
+        try:
+            stored = self.feedback.get_answer(number)
+        except sqlite3.Error:
+            logger.exception("could not read answer %s", number)
+            return None
+        if (stored is None or stored.platform != who.platform or stored.chat_id != who.chat_id
+                or (stored.team_id and stored.team_id != who.team_id)):
+            logger.info("refused %s user %s a button of answer %s in chat %s", who.platform, who.user_id, number,
+                        who.chat_id)
+            return None
+        return stored
+
+    def _allowed(self, msg: IncomingMessage) -> bool:
         """Whether the allowlists let this message through; unknown platforms never pass.
 
         Within a platform, a listed chat (channel) or a listed user is enough; on Slack the workspace
@@ -202,33 +253,42 @@ class ChatCore:
             logger.exception("could not list the indexed documents")
             return None
 
-    def record_vote(self, answer_id: int, platform: str, user_id: str, vote: int) -> bool:
-        """Store a 👍 (+1) / 👎 (-1) click; False when the answer is unknown or the vote invalid."""
-        if vote not in (1, -1):
-            return False
+    def _record_vote(self, answer_id: int, who: IncomingMessage, vote: int) -> bool:
         try:
-            return self.feedback.record_vote(answer_id, platform, user_id, vote)
+            return self.feedback.record_vote(answer_id, who.platform, who.user_id, vote)
         except sqlite3.Error:
-            logger.exception("could not store a vote on answer %s from %s user %s", answer_id, platform,
-                             user_id)
+            logger.exception("could not store a vote on answer %s from %s user %s", answer_id, who.platform,
+                             who.user_id)
             return False
 
-    def passages_for(self, answer_id: int) -> StoredAnswer | None:
-        """The stored answer with its quoted citations, for a "Sources" button; None when unknown."""
+    def _still_indexed(self, stored: StoredAnswer) -> StoredAnswer:
+        """``stored`` with only the citations whose passage is still indexed and still holds the quote.
+
+        Checked at every showing rather than purged when the index changes: the index is changed by another
+        process (``citebot index``) that knows nothing of the bots, and a document put back is quotable again.
+        A citation stored without its passage id cannot be checked, so it is left out too. When the index
+        cannot be reached, no quote is shown.
+        """
+        ids = [c.passage_id for c in stored.citations if c.passage_id]
         try:
-            return self.feedback.get_answer(answer_id)
-        except sqlite3.Error:
-            logger.exception("could not read answer %s", answer_id)
-            return None
+            indexed = {p.id: p.text for p in self.responder.passages(ids)} if ids else {}
+        except Exception:
+            logger.exception("could not check the sources of answer %s against the index", stored.id)
+            indexed = {}
+        kept: list[StoredCitation] = [c for c in stored.citations
+                                      if c.passage_id in indexed and c.quote in indexed[c.passage_id]]
+        if len(kept) == len(stored.citations):
+            return stored
+        return replace(stored, citations=kept, withdrawn=len(stored.citations) - len(kept))
 
     def _answer(self, msg: IncomingMessage, question: str, history: Sequence[Turn], notice: str,
-                on_token: TokenCallback | None) -> tuple[Answer, int | None]:
+                on_sentence: SentenceCallback | None) -> tuple[Answer, int | None]:
         """The answer and its feedback id, made on one worker thread.
 
         A second trip to the thread pool for storing would queue behind every question of a burst: even the
         first asker would hear back only once the last question had been answered.
         """
-        answer = self.responder.answer(question, history, on_token)
+        answer = self.responder.answer(question, history, on_sentence)
         if notice:
             answer = replace(answer, notice="\n".join(filter(None, (notice, answer.notice))))
         return answer, self._record(msg, question, answer)
@@ -239,7 +299,7 @@ class ChatCore:
         try:
             return self.feedback.record_answer(
                 platform=msg.platform, conversation_id=msg.conversation_id, user_id=msg.user_id,
-                question=question, answer=answer,
+                question=question, answer=answer, chat_id=msg.chat_id, team_id=msg.team_id,
             )
         except Exception:
             logger.exception("could not store the answer for %s conversation %s", msg.platform,
@@ -249,11 +309,20 @@ class ChatCore:
     def _remember(self, msg: IncomingMessage, turn: Turn) -> None:
         key = (msg.platform, msg.conversation_id)
         with self._history_lock:
-            turns = self._history.pop(key, None) or deque(maxlen=self.settings.history_turns)
+            turns = self._history.pop(key, None) or deque(maxlen=self.settings.retrieval.history_turns)
             turns.append(turn)
             self._history[key] = turns
             if len(self._history) > MAX_TRACKED:
                 self._history.popitem(last=False)
+
+
+def _answer_number(value: object) -> int | None:
+    """The answer id a button carries, or None when it is no row id at all."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        return None
+    return number if 0 < number <= MAX_ANSWER_ID else None
 
 
 def _listed(chat_id: str, user_id: str, chats: Sequence[object], users: Sequence[object]) -> bool:

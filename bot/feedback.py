@@ -17,10 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from retrieval.settings import RetrievalSettings
-from retrieval.types import Answer, Citation
+from bot.types import StoredAnswer, StoredCitation
+from retrieval import Answer, RetrievalSettings
 
 logger = logging.getLogger(__name__)
+
+# SQLite's names for a file that is not a database or whose pages are broken.
+_DAMAGED = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[Migration] = []
@@ -61,6 +64,17 @@ def m001_answers_and_votes(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX answers_platform ON answers(platform)")
 
 
+@migration
+def m002_answers_chat_and_team(db: sqlite3.Connection) -> None:
+    # Where an answer was given decides who may open it again; older rows take the chat from the conversation.
+    db.execute("ALTER TABLE answers ADD COLUMN chat_id TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE answers ADD COLUMN team_id TEXT NOT NULL DEFAULT ''")
+    db.execute(
+        "UPDATE answers SET chat_id = CASE WHEN instr(conversation_id, ':') > 0"
+        " THEN substr(conversation_id, 1, instr(conversation_id, ':') - 1) ELSE conversation_id END"
+    )
+
+
 def migrate(db: sqlite3.Connection) -> None:
     """Apply the migrations ``db`` has not seen yet, in one transaction (safe with several processes)."""
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
@@ -76,50 +90,6 @@ def migrate(db: sqlite3.Connection) -> None:
     except BaseException:
         db.execute("ROLLBACK")
         raise
-
-
-@dataclass(frozen=True)
-class StoredCitation:
-    """A citation as stored with its answer: enough to show the source again after a restart."""
-
-    number: int
-    title: str
-    source: str
-    location: str
-    quote: str
-    doi: str = ""
-    pmid: str = ""
-    pmcid: str = ""
-
-    @classmethod
-    def from_citation(cls, c: Citation) -> StoredCitation:
-        ids = c.identifiers
-        return cls(
-            number=c.number,
-            title=c.passage.title,
-            source=c.passage.source,
-            location=c.passage.location,
-            quote=c.quote,
-            doi=ids.get("doi", ""),
-            pmid=ids.get("pmid", ""),
-            pmcid=ids.get("pmcid", ""),
-        )
-
-
-@dataclass(frozen=True)
-class StoredAnswer:
-    """One answered (or declined) question, as the feedback database holds it."""
-
-    id: int
-    platform: str
-    conversation_id: str
-    user_id: str
-    question: str
-    text: str
-    found: bool
-    mode: str
-    citations: list[StoredCitation]
-    created_at: str
 
 
 @dataclass(frozen=True)
@@ -163,13 +133,16 @@ class FeedbackStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # Autocommit mode: every write below opens its own explicit transaction.
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
-        # WAL lets `citebot stats` read while the bots write; NORMAL sync in WAL survives a process crash.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.Lock()
-        migrate(self._db)
+        try:
+            self._db = _connect(path)
+        except sqlite3.DatabaseError as exc:
+            if exc.sqlite_errorname not in _DAMAGED:  # a locked or read-only database is not damaged
+                raise
+            aside = _move_aside(path)
+            logger.warning("the feedback database %s is damaged (%s): moved it to %s and started a fresh one",
+                           path, exc, aside.name)
+            self._db = _connect(path)
 
     @classmethod
     def open(cls, settings: RetrievalSettings) -> FeedbackStore:
@@ -191,15 +164,15 @@ class FeedbackStore:
             self._db.execute("COMMIT")
 
     def record_answer(self, *, platform: str, conversation_id: str, user_id: str, question: str,
-                      answer: Answer) -> int:
-        """Store a question and the answer given; returns the answer's id."""
+                      answer: Answer, chat_id: str = "", team_id: str = "") -> int:
+        """Store a question and the answer given in ``chat_id`` (of ``team_id``); returns the answer's id."""
         citations = [asdict(StoredCitation.from_citation(c)) for c in answer.citations]
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO answers (platform, conversation_id, user_id, question, answer, found, mode,"
-                " citations, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " citations, created_at, chat_id, team_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (platform, conversation_id, user_id, question, answer.text, int(answer.found), answer.mode,
-                 json.dumps(citations, ensure_ascii=False), _now()),
+                 json.dumps(citations, ensure_ascii=False), _now(), chat_id, team_id),
             )
         return int(cursor.lastrowid or 0)
 
@@ -225,7 +198,7 @@ class FeedbackStore:
         with self._lock:
             row = self._db.execute(
                 "SELECT id, platform, conversation_id, user_id, question, answer, found, mode, citations,"
-                " created_at FROM answers WHERE id = ?",
+                " created_at, chat_id, team_id FROM answers WHERE id = ?",
                 (answer_id,),
             ).fetchone()
         return None if row is None else _stored_answer(row)
@@ -253,9 +226,40 @@ class FeedbackStore:
         )
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    """The database at ``path``, checked and migrated; raises ``sqlite3.DatabaseError`` when it is damaged."""
+    # Autocommit mode: every write opens its own explicit transaction.
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+    try:
+        # A damaged page may lie anywhere: find it now rather than when a vote or `citebot stats` reads it.
+        problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            error = sqlite3.DatabaseError("; ".join(problems[:3]))
+            error.sqlite_errorname = "SQLITE_CORRUPT"
+            raise error
+        # WAL lets `citebot stats` read while the bots write; NORMAL sync in WAL survives a process crash.
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename a damaged database (and its WAL files) to ``feedback.db.damaged-<time>``; nothing is deleted."""
+    aside = path.with_name(f"{path.name}.damaged-{datetime.now(UTC):%Y%m%dT%H%M%S%f}")
+    for suffix in ("", "-wal", "-shm"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            part.rename(aside.with_name(aside.name + suffix))
+    return aside
+
+
 def _stored_answer(row: tuple[Any, ...]) -> StoredAnswer:
     citations = [StoredCitation(**c) for c in json.loads(row[8])]
-    return StoredAnswer(*row[:6], bool(row[6]), row[7], citations, row[9])
+    return StoredAnswer(*row[:6], bool(row[6]), row[7], citations, row[9], row[10], row[11])
 
 
 def _now() -> str:

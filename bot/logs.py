@@ -2,7 +2,9 @@
 
 Libraries log what they see: python-telegram-bot logs request URLs, which carry the bot token, at DEBUG.
 A filter on the handler masks the configured secrets and anything shaped like a Telegram, Slack or OpenAI
-token before a record is written, whoever logged it.
+token before a record is written, whoever logged it. A configured secret is masked whatever its length: a
+short one (a 5-character webhook secret, a local server's API key "none") wherever it stands on its own
+(in a URL, a header, quotes), so that ordinary words containing it are left readable.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ _TOKEN_SHAPES = re.compile(
     r"|\bx(?:ox[abposr]|app)-[A-Za-z0-9-]{10,}"  # Slack bot, user and app tokens
     r"|\bsk-[A-Za-z0-9_-]{16,}"  # OpenAI-style API keys
 )
+_SHORT = 8  # characters; a secret shorter than this is masked only where it is not part of a longer word
 _NOISY = ("httpx", "httpcore", "bm25s", "chromadb", "urllib3", "openai")
 
 
@@ -25,11 +28,16 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+        unique = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.secrets = [s for s in unique if len(s) >= _SHORT]
+        short = [re.escape(s) for s in unique if len(s) < _SHORT]
+        self._short = re.compile(rf"(?<![\w-])(?:{'|'.join(short)})(?![\w-])") if short else None
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
+        if self._short is not None:
+            text = self._short.sub(REDACTED, text)
         return _TOKEN_SHAPES.sub(REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import html
 import logging
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from bot.feedback import StoredAnswer, StoredCitation
-from retrieval.prompts import NOT_FOUND_PHRASE
-from retrieval.types import Answer, Citation
+from bot.text import sanitize
+from bot.types import StoredAnswer, StoredCitation
+from retrieval import MARKER, NOT_FOUND_PHRASE, Answer, Citation
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ _CLOSEST = 3  # passages listed under a declined answer
 _LOCATIONS = 3  # pages or sections named in a source line at most
 _SLACK_SOURCE_BLOCKS = 4  # context blocks of sources at most; the rest are counted, not listed
 
-_MARKER = r"\[\d+(?: ?[,–-] ?\d+)*\]"
+_MARKER = MARKER.pattern  # the library's own grammar: a cut never falls inside a marker it writes
 # Each level: citation markers (skipped, so never cut) or a separator to cut at. Coarsest first.
 _LEVELS = tuple(
     re.compile(f"{_MARKER}|{sep}")
@@ -92,11 +91,6 @@ _MRKDWN = _Style(
 def width(text: str) -> int:
     """Length in UTF-16 code units, the measure of Telegram's limits (an emoji counts twice)."""
     return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
-
-
-def sanitize(text: str) -> str:
-    """Drop control characters (terminal escapes, NUL; newlines and tabs stay) and lone surrogates."""
-    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"))
 
 
 def shorten(text: str, limit: int, measure: Callable[[str], int] = width) -> str:
@@ -285,17 +279,22 @@ def to_telegram_html(answer: Answer) -> list[str]:
     return _telegram(answer, _HTML)
 
 
-def to_telegram_plain(answer: Answer) -> list[str]:
-    """The same messages without markup, for when Telegram rejects the HTML."""
-    return _telegram(answer, _PLAIN)
+def _withdrawn(answer: Answer | StoredAnswer) -> list[str]:
+    """The line saying how many quoted passages are no longer indexed (and so not shown), if any."""
+    n = answer.withdrawn if isinstance(answer, StoredAnswer) else 0
+    if not n:
+        return []
+    return ["1 quoted passage is no longer in the index." if n == 1 else
+            f"{n} quoted passages are no longer in the index."]
 
 
 def sources_pages_telegram(answer: Answer | StoredAnswer, page_size: int = 5) -> list[str]:
     """The quoted passages in Telegram HTML, at most ``page_size`` sources a page, each within limits."""
     if not answer.citations:
-        return [html.escape("This answer cites no passages.")]
+        return [html.escape(" ".join(_withdrawn(answer)) or "This answer cites no passages.")]
     room = TELEGRAM_LIMIT - 40  # for the page header
     entries = [("\n\n", _source_entry(g, _HTML, room)) for g in groups(answer.citations)]
+    entries += [("\n\n", _HTML.italic(line)) for line in _withdrawn(answer)]
     pages = _pack(entries, room, max_pieces=page_size)
     if len(pages) == 1:
         return [f"<b>Sources</b>\n\n{pages[0]}"]
@@ -354,12 +353,13 @@ def sources_blocks_slack(answer: Answer | StoredAnswer) -> tuple[str, list[dict]
     """(notification text, blocks) with each cited source and its quoted passage."""
     title = _mrkdwn_escape(f"Sources for: {shorten(answer.question, 200)}")  # the asker's words, any markup
     if not answer.citations:
-        return title, [_section("This answer cites no passages.")]
+        return title, [_section(" ".join(_withdrawn(answer)) or "This answer cites no passages.")]
     entries = [_source_entry(g, _MRKDWN, SLACK_SECTION_LIMIT) for g in groups(answer.citations)]
-    if len(entries) > SLACK_MAX_BLOCKS:
-        extra = len(entries) - SLACK_MAX_BLOCKS + 1
-        entries = entries[: SLACK_MAX_BLOCKS - 1] + [f"… and {extra} more sources"]
-    return title, [_section(e) for e in entries]
+    room = SLACK_MAX_BLOCKS - len(_withdrawn(answer))
+    if len(entries) > room:
+        extra = len(entries) - room + 1
+        entries = entries[: room - 1] + [f"… and {extra} more sources"]
+    return title, [_section(e) for e in [*entries, *(_MRKDWN.italic(line) for line in _withdrawn(answer))]]
 
 
 # --- drafts: an answer shown while it is written, until the verified answer replaces it -----------------

@@ -15,12 +15,17 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from retrieval.settings import RetrievalSettings, _env
+from retrieval import RetrievalSettings, env_alias
 
 logger = logging.getLogger(__name__)
 
 # Telegram accepts 1-256 characters of A-Z, a-z, 0-9, _ and - as a webhook secret token.
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+def reveal(value: SecretStr | None) -> str:
+    """The value of a secret setting; "" when it is unset."""
+    return value.get_secret_value() if value is not None else ""
+
 
 IdList = Annotated[list[str], NoDecode]
 TelegramIdList = Annotated[list[int], NoDecode]
@@ -39,11 +44,11 @@ class BotSettings(BaseSettings):
     )
 
     telegram_bot_token: SecretStr | None = Field(
-        None, validation_alias=_env("TELEGRAM_BOT_TOKEN"), description="Bot token from @BotFather."
+        None, validation_alias=env_alias("TELEGRAM_BOT_TOKEN"), description="Bot token from @BotFather."
     )
     telegram_base_url: str | None = Field(
         None,
-        validation_alias=_env("TELEGRAM_BASE_URL"),
+        validation_alias=env_alias("TELEGRAM_BASE_URL"),
         description="Bot API base URL (e.g. http://127.0.0.1:8081/bot) for a self-hosted telegram-bot-api.",
     )
     telegram_webhook_url: str | None = Field(
@@ -56,17 +61,17 @@ class BotSettings(BaseSettings):
     telegram_listen_port: int = Field(8443, ge=1, le=65535, description="Port the webhook server binds.")
 
     slack_bot_token: SecretStr | None = Field(
-        None, validation_alias=_env("SLACK_BOT_TOKEN"), description="Bot user OAuth token (xoxb-...)."
+        None, validation_alias=env_alias("SLACK_BOT_TOKEN"), description="Bot user OAuth token (xoxb-...)."
     )
     slack_app_token: SecretStr | None = Field(
-        None, validation_alias=_env("SLACK_APP_TOKEN"), description="App-level token (xapp-...), Socket Mode."
+        None, validation_alias=env_alias("SLACK_APP_TOKEN"), description="App-level token (xapp-...), Socket Mode."
     )
     slack_signing_secret: SecretStr | None = Field(
-        None, validation_alias=_env("SLACK_SIGNING_SECRET"), description="Verifies HTTP-mode requests."
+        None, validation_alias=env_alias("SLACK_SIGNING_SECRET"), description="Verifies HTTP-mode requests."
     )
     slack_api_url: str | None = Field(
         None,
-        validation_alias=_env("SLACK_API_URL"),
+        validation_alias=env_alias("SLACK_API_URL"),
         description="Web API base URL, e.g. https://slack-gov.com/api/ for GovSlack; unset means slack.com.",
     )
     slack_http_host: str = Field("127.0.0.1", description="Address the HTTP-mode server binds.")
@@ -92,9 +97,6 @@ class BotSettings(BaseSettings):
         5, ge=0, description="Questions one user may ask per window; 0 turns the limit off."
     )
     rate_limit_window: float = Field(60.0, gt=0, description="Length of the rate-limit window in seconds.")
-    history_turns: int = Field(
-        6, ge=0, description="Earlier questions and answers of a conversation passed along with a follow-up."
-    )
     max_question_chars: int = Field(
         4000, ge=1, description="Longer questions are shortened to this many characters, with a notice."
     )
@@ -114,9 +116,14 @@ class BotSettings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    def secrets(self) -> list[str]:
+        """Every configured token and secret (the retrieval settings' API key too), so logging can mask them."""
+        values = [getattr(self, name) for name in type(self).model_fields] + [self.retrieval.openai_api_key]
+        return [reveal(v) for v in values if isinstance(v, SecretStr) and reveal(v)]
+
     @model_validator(mode="after")
     def _check_webhook(self) -> BotSettings:
-        secret = self.telegram_webhook_secret.get_secret_value() if self.telegram_webhook_secret else ""
+        secret = reveal(self.telegram_webhook_secret)
         if self.telegram_webhook_url and not secret:
             raise ValueError("CITEBOT_TELEGRAM_WEBHOOK_SECRET is required with CITEBOT_TELEGRAM_WEBHOOK_URL")
         if secret and not _WEBHOOK_SECRET.fullmatch(secret):

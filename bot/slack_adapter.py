@@ -1,8 +1,8 @@
 """The Slack front end: slack-bolt listeners between Slack and the shared chat core.
 
+    check_settings(settings, http=False)         # the tokens the mode needs, before anything slow
     app = build_app(core, settings)              # the Bolt app, every listener registered
-    socket_mode_handler(app, settings).start()   # Socket Mode (no public URL), or:
-    http_server(app, settings).serve_forever()   # HTTP mode on CITEBOT_SLACK_HTTP_HOST:PORT, /slack/events
+    run(app, settings, http=False)               # Socket Mode (no public URL), or HTTP mode (bot.slack_http)
 
 What users see:
 - a mention in a channel gets 👀 at once, then the answer in the thread of the asking message; mentions in that
@@ -29,34 +29,28 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from pydantic import SecretStr
 from slack_bolt import App, BoltContext, BoltResponse
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot import render
-from bot.app import build_core
-from bot.core import ERROR_TEXT, ChatCore, IncomingMessage, Reply
-from bot.settings import BotSettings
+from bot.core import ChatCore, IncomingMessage, Reply
+from bot.settings import BotSettings, reveal
+from bot.slack_http import http_server
 from bot.streaming import LivePreview
-from retrieval.errors import ConfigError
+from bot.texts import ERROR_TEXT
+from retrieval import ConfigError
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://slack.com/api/"
-EVENTS_PATH = "/slack/events"
 ACK_REACTION = "eyes"
 SEEN_EVENTS = 10_000  # event ids remembered against re-deliveries; Slack retries within minutes
-VOTE_THANKS = "Thanks for the feedback: your {emoji} is recorded."
-VOTE_UNKNOWN = "Sorry, I no longer have that answer, so the vote was not recorded."
-SOURCES_UNKNOWN = "Sorry, I no longer have the sources of that answer."
 
 # Message subtypes a person sends with a question in it (a reply also sent to the channel, a file with text).
 _PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
@@ -73,9 +67,8 @@ def build_app(core: ChatCore, settings: BotSettings) -> App:
         # Slack answers 429 with Retry-After when the bot posts too fast: wait and post once more.
         retry_handlers=[ConnectionErrorRetryHandler(), RateLimitErrorRetryHandler(max_retry_count=2)],
     )
-    signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     # The token reaches Bolt through the client; token verification waits for the first event.
-    app = App(client=client, signing_secret=signing_secret, token_verification_enabled=False,
+    app = App(client=client, signing_secret=reveal(settings.slack_signing_secret), token_verification_enabled=False,
               process_before_response=False)
     register(app, core)
     return app
@@ -99,31 +92,21 @@ def socket_mode_handler(app: App, settings: BotSettings) -> SocketModeHandler:
     return SocketModeHandler(app, _secret(settings.slack_app_token, "SLACK_APP_TOKEN"))
 
 
-def http_server(app: App, settings: BotSettings) -> WSGIServer:
-    """Bolt's request handler at ``/slack/events`` on the configured host and port; ``serve_forever()`` it.
-
-    Bolt verifies each request's signature (and rejects ones older than five minutes) and answers Slack's
-    ``url_verification`` challenge.
-    """
-    _secret(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
-    server = make_server(settings.slack_http_host, settings.slack_http_port, SlackRequestHandler(app, EVENTS_PATH),
-                         server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
-    logger.info("Slack HTTP mode on http://%s:%d%s", settings.slack_http_host, server.server_port, EVENTS_PATH)
-    return server
-
-
-def serve(settings: BotSettings, *, http: bool = False, core: ChatCore | None = None) -> None:
-    """Run the Slack bot until interrupted: Socket Mode, or HTTP mode with ``http``."""
+def check_settings(settings: BotSettings, *, http: bool) -> None:
+    """Raise ``ConfigError`` when a token or secret the mode needs is missing."""
     _secret(settings.slack_bot_token, "SLACK_BOT_TOKEN")
     if http:
         _secret(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
     else:
         _secret(settings.slack_app_token, "SLACK_APP_TOKEN")
-    app = build_app(core or build_core(settings), settings)
+
+
+def run(app: App, settings: BotSettings, *, http: bool = False) -> None:
+    """Serve until interrupted: Socket Mode, or HTTP mode (``bot.slack_http``) with ``http``."""
+    check_settings(settings, http=http)
     try:
         if http:
-            with http_server(app, settings) as server:
-                server.serve_forever()
+            http_server(app, settings).run()
         else:
             socket_mode_handler(app, settings).start()
     except KeyboardInterrupt:
@@ -167,7 +150,7 @@ class _Listeners:
     def ack_question(self, ack: Callable[..., Any], command: dict[str, Any], context: BoltContext) -> None:
         """Acknowledge ``/ask`` at once, showing the command in the channel when it will be answered there."""
         msg = _command_message(command, context)
-        if msg.text.strip() and self.core.is_allowed(msg):
+        if msg.text.strip() and self.core.admit(msg) is None:
             ack(response_type="in_channel")
         else:
             ack()
@@ -180,14 +163,15 @@ class _Listeners:
               whisper=partial(respond, response_type="ephemeral", replace_original=False))
 
     def show_sources(self, ack: Callable[..., Any], body: dict[str, Any], action: dict[str, Any],
-                     client: WebClient, respond: Callable[..., Any]) -> None:
+                     context: BoltContext, client: WebClient, respond: Callable[..., Any]) -> None:
         """Post the quoted passages of an answer in its thread."""
         ack()
-        stored = self.core.passages_for(int(action["value"]))
-        if stored is None:
-            respond(SOURCES_UNKNOWN, response_type="ephemeral", replace_original=False)
+        reply = asyncio.run(self.core.sources(action.get("value"), _clicker(body, context)))
+        whisper = partial(_whisper, body, client, respond)
+        if reply.stored is None:
+            whisper(text=reply.text)
             return
-        text, blocks = render.sources_blocks_slack(stored)
+        text, blocks = render.sources_blocks_slack(reply.stored)
         container = body.get("container", {})
         thread_ts = container.get("thread_ts") or body.get("message", {}).get("thread_ts") or container["message_ts"]
         try:
@@ -197,16 +181,15 @@ class _Listeners:
             # An /ask answer in a channel the bot is not a member of: only the response_url reaches it.
             logger.info("could not post sources in the thread (%s); showing them to the user only",
                         exc.response.get("error"))
-            respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+            whisper(text=text, blocks=blocks)
 
     def record_vote(self, ack: Callable[..., Any], body: dict[str, Any], action: dict[str, Any],
-                    respond: Callable[..., Any]) -> None:
+                    context: BoltContext, client: WebClient, respond: Callable[..., Any]) -> None:
         """Store a 👍 / 👎 click and thank the voter privately."""
         ack()
         vote = 1 if action["action_id"] == render.ACTION_VOTE_UP else -1
-        stored = self.core.record_vote(int(action["value"]), "slack", body["user"]["id"], vote)
-        text = VOTE_THANKS.format(emoji="👍" if vote > 0 else "👎") if stored else VOTE_UNKNOWN
-        respond(text, response_type="ephemeral", replace_original=False)
+        reply = asyncio.run(self.core.vote(action.get("value"), _clicker(body, context), vote))
+        _whisper(body, client, respond, text=reply.text)
 
     def log_error(self, error: Exception, body: dict[str, Any], client: WebClient) -> None:
         """Log a failed listener with what it handled (never the payload: it may carry tokens); apologise."""
@@ -230,7 +213,7 @@ class _Listeners:
         channel, user = event["channel"], event.get("user", "")
         question = _question(event.get("text", ""), context.bot_user_id)
         msg = IncomingMessage("slack", conversation, user, question, channel, context.team_id or "")
-        if self.core.is_allowed(msg):  # a channel the bot does not serve sees no reaction
+        if self.core.admit(msg) is None:  # a channel the bot does not serve sees no reaction
             _react(client, channel, event["ts"])
         draft = _Draft(client, channel, thread_ts)
         reply = asyncio.run(self._handle_streaming(msg, draft))
@@ -241,7 +224,7 @@ class _Listeners:
     async def _handle_streaming(self, msg: IncomingMessage, draft: _Draft) -> Reply:
         """The core's reply, the answer shown in ``draft`` while a language model writes it."""
         async with LivePreview(draft.show) as preview:
-            return await self.core.handle(msg, on_token=preview.on_token)
+            return await self.core.handle(msg, on_sentence=preview.on_sentence)
 
 
 class _Draft:
@@ -287,6 +270,23 @@ def _show(reply: Reply, *, post: Callable[..., Any], whisper: Callable[[str], An
         whisper(reply.text)
 
 
+def _clicker(body: dict[str, Any], context: BoltContext) -> IncomingMessage:
+    """Who clicked a button, and in which channel and workspace, as the core sees it."""
+    channel = (body.get("channel") or {}).get("id", "")
+    user = (body.get("user") or {}).get("id", "")
+    return IncomingMessage("slack", channel, user, "", channel, context.team_id or "")
+
+
+def _whisper(body: dict[str, Any], client: WebClient, respond: Callable[..., Any], **message: Any) -> None:
+    """A message only the clicker sees: through the click's response_url, or chat.postEphemeral without one."""
+    if body.get("response_url"):  # Bolt's respond raises without one
+        respond(response_type="ephemeral", replace_original=False, **message)
+        return
+    channel, user = (body.get("channel") or {}).get("id"), (body.get("user") or {}).get("id")
+    if channel and user:
+        client.chat_postEphemeral(channel=channel, user=user, **message)
+
+
 def _react(client: WebClient, channel: str, ts: str) -> None:
     """Add 👀 to the asking message; a failure (missing scope, already reacted) never costs the answer."""
     try:
@@ -310,19 +310,7 @@ def _command_message(command: dict[str, Any], context: BoltContext) -> IncomingM
 
 
 def _secret(value: SecretStr | None, name: str) -> str:
-    if value is None or not value.get_secret_value():
+    """The secret's value; ``ConfigError`` naming the setting when it is unset."""
+    if not reveal(value):
         raise ConfigError(f"{name} is not set (see the Slack section of the README)")
-    return value.get_secret_value()
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    """One thread per request, so a slow client never holds up Slack's next delivery."""
-
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """Request lines go to the debug log instead of stderr."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s %s", self.address_string(), format % args)
+    return reveal(value)

@@ -1,40 +1,34 @@
 """Showing an answer while the language model writes it.
 
-``Draft`` is the model's text so far as a user may see it: without ``[n]`` markers, whose numbers are the
-prompt's and not yet verified or renumbered (an answer citing ``[7]`` of four passages never shows ``[7]``).
+``Draft`` is the answer so far as a user may see it: the sentences the retrieval library has verified, passed
+on without their ``[n]`` markers (``retrieval.grounding.VerifiedStream``), control characters dropped.
 ``LivePreview`` puts the draft into a chat message through an adapter's ``show`` callback, first as soon as
 text arrives, then about once a second; the adapter replaces it with the verified answer afterwards.
 
-Tokens arrive on the worker thread the chat core runs the responder in: ``LivePreview.on_token`` may be called
-from any thread and wakes the event loop the preview runs on, where ``show`` is awaited.
+Sentences arrive on the worker thread the chat core runs the responder in: ``LivePreview.on_sentence`` may
+be called from any thread and wakes the event loop the preview runs on, where ``show`` is awaited.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
-from bot.render import sanitize
-from retrieval.citations import MARKER
+from bot.text import sanitize
 
 logger = logging.getLogger(__name__)
 
 PREVIEW_EVERY = 1.0  # seconds between updates of a preview; chat platforms throttle faster edits
 
-_OPEN_MARKER = re.compile(r"\[[\d,\s]*$")  # a marker whose closing bracket has not arrived yet
-_SPACE_BEFORE_PUNCTUATION = re.compile(r"[ \t]+([.,;:!?])")
-_SPACES = re.compile(r"[ \t]{2,}")  # the gaps removed markers leave, closed as retrieval.grounding does
-
 
 class Draft:
-    """The streamed text so far, markers left out; thread-safe."""
+    """The streamed text so far, as a user may see it; thread-safe."""
 
     def __init__(self) -> None:
-        self._tokens: list[str] = []
+        self._parts: list[str] = []
         self._emitted = ""
         self._lock = threading.Lock()
 
@@ -42,23 +36,21 @@ class Draft:
     def text(self) -> str:
         """What a user may see of the text so far (trimmed; empty until a visible character arrived)."""
         with self._lock:
-            raw = "".join(self._tokens)
-        text = _OPEN_MARKER.sub("", MARKER.sub("", sanitize(raw)))
-        text = _SPACE_BEFORE_PUNCTUATION.sub(r"\1", text)
-        return _SPACES.sub(" ", text).strip()
+            raw = "".join(self._parts)
+        return sanitize(raw).strip()
 
-    def append(self, token: str) -> None:
-        """Take the next token."""
+    def append(self, piece: str) -> None:
+        """Take the next piece of text."""
         with self._lock:
-            self._tokens.append(token)
+            self._parts.append(piece)
 
-    def add(self, token: str) -> str:
-        """Take the next token; return what it adds to ``text``, for a terminal that prints as it goes."""
-        self.append(token)
+    def add(self, piece: str) -> str:
+        """Take the next piece of text; return what it adds to ``text``, for a terminal that prints as it goes."""
+        self.append(piece)
         text = self.text
         with self._lock:
-            # Text held back (a marker in the making, trailing space) can change what it follows only in
-            # white space; if it ever does, the terminal waits for text that continues what it printed.
+            # Trailing white space is held back until text follows it; should the text ever not continue what
+            # was printed, the terminal waits for text that does.
             if not text.startswith(self._emitted):
                 return ""
             added, self._emitted = text[len(self._emitted) :], text
@@ -69,10 +61,10 @@ Show = Callable[[str], Awaitable[object]]
 
 
 class LivePreview:
-    """Shows a ``Draft`` through ``show(text)`` while tokens arrive.
+    """Shows a ``Draft`` through ``show(text)`` while sentences arrive.
 
         async with LivePreview(draft_message.show) as preview:
-            reply = await core.handle(msg, on_token=preview.on_token)
+            reply = await core.handle(msg, on_sentence=preview.on_sentence)
 
     ``show`` runs on the event loop the block runs on, one call at a time, never with empty or unchanged
     text, at most every ``every`` seconds. A failing ``show`` is logged and skipped: a lost preview must never
@@ -88,9 +80,9 @@ class LivePreview:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def on_token(self, token: str) -> None:
-        """Take a token; callable from any thread."""
-        self.draft.append(token)
+    def on_sentence(self, sentence: str) -> None:
+        """Take a sentence; callable from any thread."""
+        self.draft.append(sentence)
         if self._loop is not None:
             # A closed loop means the handler was cancelled: nobody waits for this preview any more.
             with suppress(RuntimeError):

@@ -50,11 +50,20 @@ from telegram.ext import (
 )
 
 from bot import render
-from bot.core import REFUSAL_TEXT, ChatCore, IncomingMessage, Reply
-from bot.feedback import StoredAnswer
-from bot.settings import BotSettings
+from bot.core import ChatCore, IncomingMessage, Reply
+from bot.settings import BotSettings, reveal
 from bot.streaming import LivePreview
-from retrieval.errors import ConfigError
+from bot.texts import (
+    ASK_USAGE,
+    COMMAND_USAGE,
+    HELP_TEXT,
+    INDEXED_EXAMPLES,
+    NOTHING_INDEXED,
+    START_TEXT,
+    TEXT_ONLY,
+    UNAVAILABLE_TEXT,
+)
+from retrieval import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -71,20 +80,6 @@ SERVER_RETRIES = 2  # of a request Telegram's servers failed (5xx) or that could
 SERVER_RETRY_DELAY = 1.0  # seconds before the first of those retries, doubled for each next one
 HELP_TITLES = 5  # document titles /help lists
 
-START_TEXT = "Hi! I answer questions from the team's documents, with citations."
-HELP_TEXT = (
-    "I answer from the indexed documents only, and every claim ends with a number [n] naming the passage it "
-    "comes from; the sources are listed under the answer.\n\n"
-    "In a private chat, just send your question. In a group, mention me (@{username}), reply to one of my "
-    "messages, or write /ask followed by your question.\n\n"
-    "Follow-up questions (\"and which of those are in trials?\") use the last few exchanges of the chat. "
-    "Under each answer, Sources shows the quoted passages, and 👍 / 👎 tell the team whether it helped."
-)
-TEXT_ONLY = "I can only read text questions. Please type your question."
-ASK_USAGE = "Put your question after the command, for example: /ask What are the therapeutic targets?"
-COMMAND_USAGE = "I know /ask, /help and /start; or just send me your question."
-VOTE_THANKS = "Thanks for the feedback!"
-GONE_TEXT = "That answer is no longer available."
 COMMANDS = [
     BotCommand("ask", "Ask a question about the documents"),
     BotCommand("help", "How to ask, and which documents I know"),
@@ -92,7 +87,7 @@ COMMANDS = [
 
 _CORE = "citebot_core"  # bot_data key
 _REFUSED = "citebot_refused"  # chat_data key: this chat has had its one refusal
-_SOURCES = re.compile(r"src:(\d+)(?::(\d+))?")  # "src:<answer>" opens the sources, "src:<answer>:<page>" pages
+_SOURCES = re.compile(r"src:(\d+)(?::(\d{1,6}))?")  # "src:<answer>" opens the sources, "src:<answer>:<page>" pages
 _VOTE = re.compile(r"vote:(\d+):(-?1)")
 _TAG = re.compile(r"<[^>]*>")  # document text is escaped, so every tag in our HTML is our own markup
 _MARKUP_ERROR = re.compile(r"pars|entit|tag", re.IGNORECASE)
@@ -124,7 +119,7 @@ class RetryingRateLimiter(AIORateLimiter):
 
 def build_application(core: ChatCore, settings: BotSettings) -> Application:
     """The bot: every handler and the error handler wired to ``core``; serve it with ``run``."""
-    token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
+    token = reveal(settings.telegram_bot_token)
     if not token:
         raise ConfigError("TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and put its token in .env")
     builder = (
@@ -165,7 +160,7 @@ def webhook_options(settings: BotSettings) -> dict[str, Any]:
         "port": settings.telegram_listen_port,
         "url_path": urlsplit(url).path.strip("/"),
         "webhook_url": url,
-        "secret_token": secret.get_secret_value() if secret else None,
+        "secret_token": reveal(secret) or None,
         "allowed_updates": ALLOWED_UPDATES,
     }
 
@@ -220,7 +215,7 @@ async def ask(update: Update, context: Context) -> None:
     question = _strip_mention(parts[1], context.bot.username) if len(parts) > 1 else ""
     if question:
         await _answer(update, context, question)
-    elif message and await _admit(update, context, ""):
+    elif message and await _admitted(update, context):
         await message.reply_text(ASK_USAGE, reply_parameters=_reply_to(message))
 
 
@@ -237,26 +232,29 @@ async def answer_message(update: Update, context: Context) -> None:
 
 async def unknown_command(update: Update, context: Context) -> None:
     """Point a private chat that sent an unknown command at the ones that exist."""
-    if update.effective_message and await _admit(update, context, ""):
+    if update.effective_message and await _admitted(update, context):
         await update.effective_message.reply_text(COMMAND_USAGE, reply_parameters=_reply_to(update.effective_message))
 
 
 async def reject_non_text(update: Update, context: Context) -> None:
     """Tell a private chat that sent a sticker, photo or voice message that only text is read."""
-    if update.effective_message and await _admit(update, context, ""):
+    if update.effective_message and await _admitted(update, context):
         await update.effective_message.reply_text(TEXT_ONLY, reply_parameters=_reply_to(update.effective_message))
 
 
 async def show_sources(update: Update, context: Context) -> None:
     """Show the quoted passages of an answer as a new message; its ◀ ▶ buttons page through them in place."""
-    query = update.callback_query
+    query, who = update.callback_query, _presser(update)
     match = _SOURCES.fullmatch(query.data or "") if query else None
-    stored = await _button_answer(update, context, int(match[1])) if match else None
-    if query is None or match is None or stored is None or not isinstance(query.message, Message):
-        if query:
-            await query.answer(GONE_TEXT)
+    if query is None or who is None or match is None or not isinstance(query.message, Message):
+        await expire_button(update, context)
+        return
+    reply = await _core(context).sources(match[1], who)
+    if reply.stored is None:
+        await query.answer(reply.text)
         return
     await query.answer()
+    stored = reply.stored
     pages = render.sources_pages_telegram(stored)
     page = min(max(int(match[2] or 1), 1), len(pages))
     markup = _pager(stored.id, page, len(pages))
@@ -275,21 +273,19 @@ async def show_sources(update: Update, context: Context) -> None:
 
 async def vote(update: Update, context: Context) -> None:
     """Store a 👍 or 👎 on an answer and thank the user."""
-    query = update.callback_query
+    query, who = update.callback_query, _presser(update)
     match = _VOTE.fullmatch(query.data or "") if query else None
-    stored = await _button_answer(update, context, int(match[1])) if match else None
-    if query is None:
+    if query is None or who is None or match is None:
+        await expire_button(update, context)
         return
-    recorded = stored is not None and match is not None and await asyncio.to_thread(
-        _core(context).record_vote, stored.id, PLATFORM, str(query.from_user.id), int(match[2])
-    )
-    await query.answer(VOTE_THANKS if recorded else GONE_TEXT)
+    reply = await _core(context).vote(match[1], who, int(match[2]))
+    await query.answer(reply.text)
 
 
 async def expire_button(update: Update, context: Context) -> None:
     """Answer a button this version does not know (an old keyboard) so the client stops waiting."""
     if update.callback_query:
-        await update.callback_query.answer(GONE_TEXT)
+        await update.callback_query.answer(UNAVAILABLE_TEXT)
 
 
 async def log_error(update: object, context: Context) -> None:
@@ -328,22 +324,41 @@ def _reply_to(message: Message) -> ReplyParameters:
     return ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
 
 
-async def _admit(update: Update, context: Context, text: str) -> IncomingMessage | None:
-    """The message as the core sees it; None for bots and for chats that may not ask (refused once a chat)."""
+def _incoming(update: Update, text: str) -> IncomingMessage | None:
+    """The message as the core sees it; None for bots."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None or (user.is_bot and message.sender_chat is None):
         return None
     # Anonymous group admins and linked channels write as a chat, through a shared bot account.
     sender = str(message.sender_chat.id if message.sender_chat else user.id)
     thread = f":{message.message_thread_id}" if message.is_topic_message else ""
-    incoming = IncomingMessage(PLATFORM, f"{message.chat.id}{thread}", sender, text, chat_id=str(message.chat.id))
-    if _core(context).is_allowed(incoming):
-        return incoming
-    logger.info("refused telegram user %s in chat %s", sender, message.chat.id)
+    return IncomingMessage(PLATFORM, f"{message.chat.id}{thread}", sender, text, chat_id=str(message.chat.id))
+
+
+def _presser(update: Update) -> IncomingMessage | None:
+    """Who pressed a button, and in which chat, as the core sees it."""
+    query, chat = update.callback_query, update.effective_chat
+    if query is None or chat is None:
+        return None
+    return IncomingMessage(PLATFORM, str(chat.id), str(query.from_user.id), "", chat_id=str(chat.id))
+
+
+async def _admitted(update: Update, context: Context) -> bool:
+    """Whether the core lets the sender of a command use the bot here; the refusal is shown once a chat."""
+    incoming = _incoming(update, "")
+    if incoming is None:
+        return False
+    refusal = _core(context).admit(incoming)
+    if refusal is not None and update.effective_message:
+        await _refuse(update.effective_message, context, refusal)
+    return refusal is None
+
+
+async def _refuse(message: Message, context: Context, refusal: Reply) -> None:
+    """The core's refusal, once a chat, so a group is not spammed."""
     if context.chat_data is not None and not context.chat_data.get(_REFUSED):
         context.chat_data[_REFUSED] = True
-        await message.reply_text(REFUSAL_TEXT, reply_parameters=_reply_to(message))
-    return None
+        await message.reply_text(refusal.text, reply_parameters=_reply_to(message))
 
 
 def _addressed(message: Message, bot: Bot) -> bool:
@@ -362,13 +377,17 @@ def _strip_mention(text: str, username: str) -> str:
 
 async def _answer(update: Update, context: Context, question: str) -> None:
     """Ask the core, showing "typing…" and the answer being written meanwhile, and reply to the asking message."""
-    message = update.effective_message
-    incoming = await _admit(update, context, question)
+    message, incoming = update.effective_message, _incoming(update, question)
     if message is None or incoming is None:
+        return
+    core = _core(context)
+    refusal = core.admit(incoming)  # a chat that may not ask sees no "typing…"
+    if refusal is not None:
+        await _refuse(message, context, refusal)
         return
     draft = _Draft(message)
     async with _typing(message), LivePreview(draft.show) as preview:
-        reply = await _core(context).handle(incoming, on_token=preview.on_token)
+        reply = await core.handle(incoming, on_sentence=preview.on_sentence)
     await _deliver(message, reply, draft if draft.sent else None)
 
 
@@ -484,25 +503,10 @@ def _pager(answer_id: int, page: int, pages: int) -> InlineKeyboardMarkup | None
     return InlineKeyboardMarkup([buttons]) if buttons else None
 
 
-async def _button_answer(update: Update, context: Context, answer_id: int) -> StoredAnswer | None:
-    """The answer a button refers to, when it was given in this chat and the presser may ask here."""
-    query, chat = update.callback_query, update.effective_chat
-    if query is None or chat is None:
-        return None
-    core = _core(context)
-    if not core.is_allowed(IncomingMessage(PLATFORM, str(chat.id), str(query.from_user.id), "",
-                                           chat_id=str(chat.id))):
-        return None
-    stored = await asyncio.to_thread(core.passages_for, answer_id)
-    if stored is None or stored.platform != PLATFORM or stored.conversation_id.split(":")[0] != str(chat.id):
-        return None
-    return stored
-
-
 async def _send_help(update: Update, context: Context, *, greeting: bool) -> None:
     """The help text, with how many documents are indexed and a few of their titles."""
     message = update.effective_message
-    if message is None or not await _admit(update, context, ""):
+    if message is None or not await _admitted(update, context):
         return
     documents = await _core(context).indexed_documents()
     parts = [START_TEXT if greeting else "", HELP_TEXT.format(username=context.bot.username),
@@ -515,9 +519,9 @@ def _corpus(documents: list[dict[str, Any]] | None) -> str:
     if documents is None:
         return ""
     if not documents:
-        return "Nothing is indexed yet: ask the bot's administrator to run `citebot index`."
+        return NOTHING_INDEXED
     titles = [render.shorten(str(d.get("title") or d.get("source", "untitled")), 80) for d in documents]
     count = "1 document is" if len(titles) == 1 else f"{len(titles):,} documents are"
     listed = "\n".join(f"• {t}" for t in titles[:HELP_TITLES])
     more = f"\n… and {len(titles) - HELP_TITLES:,} more" if len(titles) > HELP_TITLES else ""
-    return f"{count} indexed, for example:\n{listed}{more}"
+    return INDEXED_EXAMPLES.format(count=count, listed=listed, more=more)

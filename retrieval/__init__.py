@@ -8,38 +8,52 @@
 
 from typing import TYPE_CHECKING, Any
 
+from retrieval.citations import MARKER
 from retrieval.errors import CitebotError, ConfigError, EmbedderError, LLMError, LoadError, StoreError
 from retrieval.prompts import NOT_FOUND_PHRASE
-from retrieval.settings import RetrievalSettings
-from retrieval.types import Answer, Citation, Passage
+from retrieval.settings import RetrievalSettings, env_alias
+from retrieval.types import Answer, Citation, Passage, Turn
 
 if TYPE_CHECKING:
+    from retrieval import answer_eval, evaluate
+    from retrieval.llm import SentenceCallback
     from retrieval.pipeline import Pipeline
-    from retrieval.sync import SyncReport
+    from retrieval.sync import ProgressFn, SyncReport
 
 __all__ = [
-    "NOT_FOUND_PHRASE",
     "Answer",
+    "answer_eval",
     "Citation",
     "CitebotError",
     "ConfigError",
     "EmbedderError",
+    "env_alias",
+    "evaluate",
     "LLMError",
     "LoadError",
+    "MARKER",
+    "NOT_FOUND_PHRASE",
     "Passage",
     "Pipeline",
+    "ProgressFn",
     "RetrievalSettings",
+    "SentenceCallback",
     "StoreError",
     "SyncReport",
+    "Turn",
 ]
 
-_LAZY = {"Pipeline": "retrieval.pipeline", "SyncReport": "retrieval.sync"}
+# Name -> the module holding it (or that module itself), imported on first use.
+_LAZY = {"answer_eval": "retrieval.answer_eval",
+         "Pipeline": "retrieval.pipeline", "ProgressFn": "retrieval.sync", "SentenceCallback": "retrieval.llm",
+         "SyncReport": "retrieval.sync", "evaluate": "retrieval.evaluate"}
 
 
 def __getattr__(name: str) -> Any:
-    # The pipeline imports chromadb and onnxruntime: load them only for code that needs them.
+    # The pipeline imports chromadb and onnxruntime, the evaluations pytrec_eval: load them only when needed.
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        module = importlib.import_module(_LAZY[name])
+        return module if module.__name__ == f"retrieval.{name}" else getattr(module, name)
     raise AttributeError(f"module 'retrieval' has no attribute {name!r}")

@@ -16,10 +16,11 @@ from retrieval.grounding import strip_markers
 from retrieval.keyword import analyze
 from retrieval.llm import ChatClient
 from retrieval.prompts import CONDENSE_QUESTION_PROMPT
+from retrieval.types import Turn
 
 logger = logging.getLogger(__name__)
 
-History = Sequence[tuple[str, str]]  # earlier (question, answer) turns, oldest first
+History = Sequence[Turn]  # earlier turns, oldest first; the pipeline passes the last ``history_turns``
 
 # Words that point back into the conversation.
 _ANAPHORA = frozenset({"it", "its", "they", "them", "their", "those", "these", "this", "that", "such", "ones"})
@@ -27,7 +28,6 @@ _ANAPHORA = frozenset({"it", "its", "they", "them", "their", "those", "these", "
 _STAND_INS = re.compile(r"\b(?:those|these|they|them|it)\b", re.IGNORECASE)
 _CONTINUATIONS = ("and ", "or ", "but ", "also ", "so ", "then ", "what about ", "how about ")
 _SHORT = 2  # a question with at most this many key terms ("Why?", "Side effects?") leans on the previous one
-_TURNS = 3  # earlier turns the condensing looks at
 _ANSWER_CHARS = 400  # of each earlier answer shown to the model: enough for what "those" may mean
 _WORD = re.compile(r"[\w][\w-]*")
 # Words too common to carry a topic over; the keyword index's stop list is short and keeps them.
@@ -51,7 +51,6 @@ def condense_offline(question: str, history: History) -> str:
     becomes "And which of therapeutic targets TME are in clinical trials?"; a follow-up without such a
     pronoun ("Side effects?") gets the key words appended in brackets.
     """
-    history = history[-_TURNS:]
     if not history or not is_followup(question):
         return question
     previous = condense_offline(history[-1][0], history[:-1])
@@ -92,7 +91,7 @@ def condense_question(question: str, history: History, chat: ChatClient | None =
 
 def _condense_messages(question: str, history: History) -> list[tuple[str, str]]:
     lines = []
-    for asked, answered in history[-_TURNS:]:
+    for asked, answered in history:
         lines += [f"User: {asked}", f"Assistant: {strip_markers(answered)[:_ANSWER_CHARS]}"]
     return [("human", CONDENSE_QUESTION_PROMPT.format(history="\n".join(lines), question=question))]
 

@@ -26,14 +26,14 @@ from retrieval.errors import LLMError, UnverifiedAnswerError
 from retrieval.grounding import SupportChecker, VerifiedStream, declines, ground, number_passages, strip_markers
 from retrieval.prompts import ANSWER_SYSTEM_PROMPT, ANSWER_USER_PROMPT, UNSUPPORTED_REMOVED_NOTICE
 from retrieval.settings import RetrievalSettings
-from retrieval.types import Answer, Passage
+from retrieval.types import Answer, Passage, Turn
 
 logger = logging.getLogger(__name__)
 
-TokenCallback = Callable[[str], None]
+TokenCallback = Callable[[str], None]  # each token as the model streams it
+SentenceCallback = Callable[[str], None]  # each verified sentence of an answer, markers removed
 Messages = Sequence[tuple[str, str]]  # (role, text): "system", "human" or "ai"
 
-HISTORY_TURNS = 3  # earlier (question, answer) turns the model sees
 COOLDOWN = 30.0  # seconds a failed endpoint is not called again, so an outage costs one timeout, not several
 _BACKOFF = 0.5  # seconds before retrying a malformed reply; doubles each time
 
@@ -199,15 +199,15 @@ class LLMAnswerer:
         self,
         question: str,
         passages: list[Passage],
-        history: Sequence[tuple[str, str]] = (),
-        on_token: TokenCallback | None = None,
+        history: Sequence[Turn] = (),
+        on_sentence: SentenceCallback | None = None,
     ) -> Answer:
-        """Answer from ``passages`` (cited as [1]..[k] in the prompt), streaming verified sentences to ``on_token``.
+        """Answer from ``passages`` (cited as [1]..[k] in the prompt), streaming verified sentences to ``on_sentence``.
 
         Raises LLMError when the endpoint fails, UnverifiedAnswerError when no sentence verifies.
         """
         t0 = time.perf_counter()
-        stream = VerifiedStream(passages, self.checker, on_token) if on_token else None
+        stream = VerifiedStream(passages, self.checker, on_sentence) if on_sentence else None
         generation = self.chat.generate(self._messages(question, passages, history), stream)
         if stream:
             stream.finish()
@@ -220,11 +220,11 @@ class LLMAnswerer:
         answer.timings.update(generate=t1 - t0, verify=time.perf_counter() - t1)
         return answer
 
-    def _messages(self, question: str, passages: Sequence[Passage], history: Sequence[tuple[str, str]]) -> Messages:
-        """The chat the model sees: rules, the last few turns (uncited), then the numbered passages."""
+    def _messages(self, question: str, passages: Sequence[Passage], history: Sequence[Turn]) -> Messages:
+        """The chat the model sees: rules, the last ``history_turns`` turns (uncited), then the numbered passages."""
         system = ANSWER_SYSTEM_PROMPT.format(max_sentences=self.settings.max_sentences)
         turns: list[tuple[str, str]] = []
-        for asked, answered in history[-HISTORY_TURNS:]:
+        for asked, answered in history[max(0, len(history) - self.settings.history_turns) :]:
             # Old markers would clash with this answer's numbering.
             turns += [("human", asked), ("ai", strip_markers(answered))]
         user = ANSWER_USER_PROMPT.format(passages=number_passages(passages), question=question)

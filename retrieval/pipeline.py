@@ -12,14 +12,14 @@ from retrieval.answer import extractive_answer, is_relevant
 from retrieval.embeddings import Embedder, get_embedder
 from retrieval.errors import LLMError, UnverifiedAnswerError
 from retrieval.followup import condense_question
-from retrieval.llm import LLMAnswerer, TokenCallback
+from retrieval.llm import LLMAnswerer, SentenceCallback
 from retrieval.loaders import LoadedDocument
 from retrieval.prompts import LLM_UNAVAILABLE_NOTICE, LLM_UNVERIFIED_NOTICE
 from retrieval.search import Searcher, SearchResult
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkStore
 from retrieval.sync import ProgressFn, SyncReport, sync, sync_documents
-from retrieval.types import Answer, Passage
+from retrieval.types import Answer, Passage, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -68,19 +68,21 @@ class Pipeline:
         return self.searcher.search(question, k=k)
 
     def ask(
-        self, question: str, history: Sequence[tuple[str, str]] = (), *, on_token: TokenCallback | None = None
+        self, question: str, history: Sequence[Turn] = (), *, on_sentence: SentenceCallback | None = None
     ) -> Answer:
-        """A cited answer to ``question``; ``history`` holds earlier (question, answer) turns.
+        """A cited answer to ``question``; ``history`` holds earlier turns, of which the last ``history_turns``
+        are read.
 
-        A follow-up is made standalone before the search. With a language model configured, its tokens
-        stream to ``on_token`` and its verified answer is returned; if it fails, the extractive one is,
-        with a notice saying why.
+        A follow-up is made standalone before the search. With a language model configured, its verified
+        sentences stream to ``on_sentence`` (without markers) and its verified answer is returned; if it fails, the
+        extractive one is, with a notice saying why.
         """
+        history = list(history)[max(0, len(history) - self.settings.history_turns) :]
         t0 = time.perf_counter()
         standalone = condense_question(question, history, self.llm.chat if self.llm else None)
         found = self.search(standalone, k=max(self.settings.top_k, self.settings.read_k))
         t1 = time.perf_counter()
-        answer = self._answer(standalone, found.passages, history, on_token)
+        answer = self._answer(standalone, found.passages, history, on_sentence)
         answer.question = question  # the user's words; the standalone form only steered search and answer
         answer.timings.update(found.timings, search=t1 - t0, answer=time.perf_counter() - t1)
         answer.timings["total"] = time.perf_counter() - t0
@@ -91,7 +93,7 @@ class Pipeline:
         return extractive_answer(question, passages, self.settings, self.embedder)
 
     def _answer(
-        self, question: str, passages: list[Passage], history: Sequence[tuple[str, str]], on_token: TokenCallback | None
+        self, question: str, passages: list[Passage], history: Sequence[Turn], on_sentence: SentenceCallback | None
     ) -> Answer:
         """The language model's verified answer where one is configured and the passages are relevant.
 
@@ -100,7 +102,7 @@ class Pipeline:
         if self.llm is None or not is_relevant(passages, self.settings):
             return self.extractive(question, passages)
         try:
-            return self.llm.answer(question, passages[: self.settings.top_k], history, on_token)
+            return self.llm.answer(question, passages[: self.settings.top_k], history, on_sentence)
         except UnverifiedAnswerError as exc:
             logger.warning("showing the extractive answer: %s", exc)
             notice = LLM_UNVERIFIED_NOTICE
@@ -109,6 +111,10 @@ class Pipeline:
         answer = self.extractive(question, passages)
         answer.notice = notice
         return answer
+
+    def passages(self, ids: Sequence[str]) -> list[Passage]:
+        """The passages with these ids (repeats ignored) still indexed; a removed document's passages are gone."""
+        return [Passage(c.id, c.text, c.metadata) for c in self.store.get(list(dict.fromkeys(ids)))]
 
     def sources(self) -> list[dict[str, Any]]:
         """One row per indexed document: source path, title, identifiers and chunk count."""

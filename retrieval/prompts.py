@@ -1,4 +1,6 @@
-"""Every text citebot shows a model or says on its own behalf, in one place.
+"""Every text the retrieval library shows a model or puts in an answer, in one place.
+
+What the chat bots say on their own behalf (refusals, limits, help) is in ``bot.texts``.
 
 ``NOT_FOUND_PHRASE`` is shared by the extractive answerer, the LLM prompt and the tests.
 """

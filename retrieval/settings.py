@@ -20,7 +20,7 @@ def default_data_dir() -> Path:
     return Path(base) / "citebot"
 
 
-def _env(name: str) -> AliasChoices:
+def env_alias(name: str) -> AliasChoices:
     """Accept the well-known variable name and its CITEBOT_-prefixed spelling."""
     return AliasChoices(name, f"CITEBOT_{name}")
 
@@ -38,10 +38,10 @@ class RetrievalSettings(BaseSettings):
     )
     collection: str = Field("citebot", description="Chroma collection holding the documents' chunks.")
     chroma_host: str | None = Field(
-        None, validation_alias=_env("CHROMA_HOST"), description="Use a Chroma server instead of the data dir."
+        None, validation_alias=env_alias("CHROMA_HOST"), description="Use a Chroma server instead of the data dir."
     )
-    chroma_port: int = Field(8000, validation_alias=_env("CHROMA_PORT"), description="Chroma server port.")
-    chroma_ssl: bool = Field(False, validation_alias=_env("CHROMA_SSL"), description="HTTPS to the server.")
+    chroma_port: int = Field(8000, validation_alias=env_alias("CHROMA_PORT"), description="Chroma server port.")
+    chroma_ssl: bool = Field(False, validation_alias=env_alias("CHROMA_SSL"), description="HTTPS to the server.")
     chroma_timeout: float = Field(30.0, gt=0, description="Seconds a Chroma server may take to answer a request.")
     max_file_mb: float = Field(
         50.0, gt=0, description="Larger files are skipped: embedding them would take hours on a CPU."
@@ -77,12 +77,15 @@ class RetrievalSettings(BaseSettings):
         0.1, ge=0, le=1, description="A sentence's probability of answering, under which it does not support the lead."
     )
     max_sentences: int = Field(5, ge=1, description="Sentences in a language model's answer at most.")
+    history_turns: int = Field(
+        3, ge=0, description="Earlier questions and answers of a conversation a follow-up is read with."
+    )
 
     openai_api_key: SecretStr | None = Field(
-        None, validation_alias=_env("OPENAI_API_KEY"), description="Turns on LLM-written answers."
+        None, validation_alias=env_alias("OPENAI_API_KEY"), description="Turns on LLM-written answers."
     )
     openai_base_url: str | None = Field(
-        None, validation_alias=_env("OPENAI_BASE_URL"), description="Any OpenAI-compatible server."
+        None, validation_alias=env_alias("OPENAI_BASE_URL"), description="Any OpenAI-compatible server."
     )
     llm_model: str = Field("gpt-4o-mini", description="Chat model name at the endpoint.")
     llm_timeout: float = Field(30.0, gt=0, description="Seconds before an LLM call is abandoned.")

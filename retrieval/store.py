@@ -1,9 +1,10 @@
 """The chunk store: a Chroma collection, embedded in the data directory or on a Chroma server.
 
-This is the only module that imports ``chromadb``. Chunks carry their document's content hash and chunk
-count, which is what makes re-indexing incremental and crash-safe: a document counts as indexed only when
-all of its chunks with the current hash are present; anything else is rewritten on the next run. Chunk ids
-are deterministic, so a rewrite replaces and never duplicates.
+With the embedder's Chroma face (``embeddings.ChromaEmbeddingFunction``), the only module that imports
+``chromadb``. Chunks carry their document's content hash and chunk count, which is what makes re-indexing
+incremental and crash-safe: a document counts as indexed only when all of its chunks with the current hash
+are present; anything else is rewritten on the next run. Chunk ids are deterministic, so a rewrite replaces
+and never duplicates.
 """
 
 from __future__ import annotations

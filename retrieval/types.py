@@ -8,7 +8,14 @@ returns ``Passage`` objects (a chunk plus its scores); an ``Answer`` quotes sent
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class Turn(NamedTuple):
+    """One earlier exchange of a conversation: what was asked and what was answered."""
+
+    question: str
+    answer: str
 
 
 @dataclass(frozen=True)

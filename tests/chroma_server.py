@@ -1,4 +1,8 @@
-"""A real Chroma server (`chroma run`) on 127.0.0.1, started and stopped by the tests that need one."""
+"""A real Chroma server (`chroma run`) on 127.0.0.1, started and stopped by the tests that need one.
+
+Every server started is remembered in ``STARTED``, so the suite can check at its end that none is left running
+(a CI machine would pile them up).
+"""
 
 from __future__ import annotations
 
@@ -23,8 +27,11 @@ def chroma_executable() -> str:
     return str(beside) if beside.exists() else (shutil.which("chroma") or "chroma")
 
 
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
 class ChromaServer:
-    """`chroma run --host 127.0.0.1 --port P --path DIR` as a child process."""
+    """`chroma run --host 127.0.0.1 --port P --path DIR` as a child process; ``start()`` again restarts it."""
 
     def __init__(self, path: Path, port: int | None = None) -> None:
         self.path = path
@@ -34,6 +41,7 @@ class ChromaServer:
     def start(self, timeout: float = 30.0) -> ChromaServer:
         cmd = [chroma_executable(), "run", "--host", "127.0.0.1", "--port", str(self.port), "--path", str(self.path)]
         self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        STARTED.append(self.process)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

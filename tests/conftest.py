@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from bot.core import TokenCallback, Turn
 from bot.settings import BotSettings
+from retrieval import SentenceCallback
 from retrieval.pipeline import Pipeline
 from retrieval.prompts import NOT_FOUND_PROMPT
 from retrieval.settings import RetrievalSettings
-from retrieval.types import Answer, Citation, Passage
+from retrieval.types import Answer, Citation, Passage, Turn
+from tests.chroma_server import STARTED
 from tests.emulators.openai_server import OpenAIEmulator
 
 # Variables a developer's shell may carry that would change what the tests see.
@@ -47,6 +48,17 @@ DEFAULT_SOURCES: list[tuple[dict[str, Any], str]] = [
 
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_chroma_server_left() -> Iterator[None]:
+    """Fail the run if a test left a `chroma run` server running; stop it (by its PID) either way."""
+    yield
+    left = [p for p in STARTED if p.poll() is None]
+    for process in left:
+        process.kill()
+        process.wait(10)
+    assert not left, f"{len(left)} `chroma run` server(s) left running (PIDs {[p.pid for p in left]})"
 
 
 @pytest.fixture(autouse=True)
@@ -114,22 +126,30 @@ def make_answer() -> Callable[..., Answer]:
 
 
 class RecordingResponder:
-    """A real ``Responder`` that answers every question with ``build_answer`` and records what it saw.
+    """A real ``Responder`` that answers every question with ``build_answer`` and records what it saw; its
+    index holds the passages of the answers it gave.
 
-    It streams nothing: ``on_token`` is never called, as with extractive answers.
+    It streams nothing: ``on_sentence`` is never called, as with extractive answers.
     """
 
     def __init__(self, answer: Callable[[str], Answer] | None = None) -> None:
         self.calls: list[tuple[str, list[Turn]]] = []
+        self.indexed: dict[str, Passage] = {}  # every passage it has answered from; remove one to "unindex" it
         self._answer = answer or (lambda question: build_answer(question=question))
 
-    def answer(self, question: str, history: Sequence[Turn], on_token: TokenCallback | None = None) -> Answer:
+    def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None) -> Answer:
         self.calls.append((question, list(history)))
-        return self._answer(question)
+        answer = self._answer(question)
+        if answer is not None:
+            self.indexed.update((p.id, p) for p in answer.passages)
+        return answer
+
+    def passages(self, ids: Sequence[str]) -> list[Passage]:
+        return [self.indexed[i] for i in ids if i in self.indexed]
 
 
 class StreamingResponder(RecordingResponder):
-    """A ``RecordingResponder`` that first writes each answer's text to ``on_token`` word by word, ``pace``
+    """A ``RecordingResponder`` that first writes each answer's text to ``on_sentence`` word by word, ``pace``
     seconds apart, as a language model does; ``threads`` names the threads it answered on."""
 
     def __init__(self, answer: Callable[[str], Answer] | None = None, *, pace: float = 0.0) -> None:
@@ -137,12 +157,12 @@ class StreamingResponder(RecordingResponder):
         self.pace = pace
         self.threads: set[str] = set()
 
-    def answer(self, question: str, history: Sequence[Turn], on_token: TokenCallback | None = None) -> Answer:
-        answer = super().answer(question, history, on_token)
+    def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None) -> Answer:
+        answer = super().answer(question, history, on_sentence)
         self.threads.add(threading.current_thread().name)
         for word in re.findall(r"\s*\S+", answer.text):
-            if on_token is not None:
-                on_token(word)
+            if on_sentence is not None:
+                on_sentence(word)
                 time.sleep(self.pace)
         return answer
 

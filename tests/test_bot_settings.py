@@ -13,7 +13,7 @@ from bot.settings import BotSettings
 def test_bot_settings_defaults_are_safe() -> None:
     s = BotSettings(_env_file=None)
     assert (s.telegram_listen_host, s.slack_http_host) == ("127.0.0.1", "127.0.0.1")
-    assert (s.rate_limit_questions, s.rate_limit_window, s.history_turns) == (5, 60.0, 6)
+    assert (s.rate_limit_questions, s.rate_limit_window, s.retrieval.history_turns) == (5, 60.0, 3)
     assert s.max_question_chars == 4000
     assert s.telegram_allowed_chats == [] and s.slack_allowed_teams == []
 

@@ -112,3 +112,22 @@ def test_cli_ask_json_and_no_stream_print_only_the_verified_answer(openai: OpenA
     assert "Sources:" in plain.stdout
     assert as_json.stderr == plain.stderr == ""
     assert len(openai.requests) == 2
+
+
+def test_cli_index_and_sources_print_no_terminal_escapes_from_names_or_titles(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "evil\x1b]0;owned\x07\nIndexed: 0 added.txt").write_text("")  # skipped: empty
+    notes = docs / "notes\x1b[2J.md"
+    notes.write_text("# \x1b[31m[bold]Stroma[/bold] notes\x1b[0m\n\nStromal cells shape how tumours respond.\n")
+    runner = CliRunner()
+    indexed = runner.invoke(cli, ["index", str(docs)])
+    listed = runner.invoke(cli, ["sources"])
+    notes.unlink()
+    removed = runner.invoke(cli, ["index", str(docs)])
+    for result in (indexed, listed, removed):
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "skipped evil]0;owned Indexed: 0 added.txt: " in indexed.output
+    assert "│ notes[2J.md │ [31m[bold]Stroma[/bold] notes[0m │" in listed.output  # shown, not obeyed
+    assert "removed notes[2J.md" in removed.output

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 
 import pytest
 
-from bot.core import ChatCore, IncomingMessage, Reply, Turn
+from bot.core import ChatCore, IncomingMessage, Reply
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
+from retrieval import Turn
 from tests.conftest import RecordingResponder, StreamingResponder, build_answer
 
 
@@ -134,7 +136,8 @@ def test_core_terminal_user_is_not_rate_limited(core) -> None:
 
 
 def test_core_follow_up_sees_the_conversation_history(responder, bot_settings, feedback) -> None:
-    core = make_core(responder, bot_settings, feedback, history_turns=2, rate_limit_questions=0)
+    retrieval = bot_settings.retrieval.model_copy(update={"history_turns": 2})
+    core = make_core(responder, BotSettings(retrieval=retrieval, _env_file=None), feedback, rate_limit_questions=0)
     for n in range(3):
         ask(core, f"question {n}")
     ask(core, "and which of those are in trials?")
@@ -170,14 +173,86 @@ def test_core_answers_even_when_the_answer_cannot_be_stored(bot_settings, feedba
     assert reply.kind == "answer" and reply.answer_id is None
 
 
-def test_core_votes_and_sources_of_a_stored_answer(core) -> None:
+def button(core: ChatCore, kind: str, answer_id: object, *, platform="telegram", user="7", chat="100",
+           team="") -> Reply:
+    """A click on the Sources (``kind="sources"``) or a vote (``kind=+1/-1``) button of ``answer_id``."""
+    who = IncomingMessage(platform, chat, user, "", chat, team)
+    if kind == "sources":
+        return asyncio.run(core.sources(answer_id, who))
+    return asyncio.run(core.vote(answer_id, who, int(kind)))
+
+
+def test_core_votes_and_sources_of_a_stored_answer(core, feedback) -> None:
     reply = ask(core)
-    assert core.record_vote(reply.answer_id, "telegram", "7", 1)
-    assert not core.record_vote(reply.answer_id, "telegram", "7", 0)
-    assert not core.record_vote(424242, "telegram", "7", -1)
-    stored = core.passages_for(reply.answer_id)
-    assert [c.number for c in stored.citations] == [1, 2]
-    assert core.passages_for(424242) is None
+    assert button(core, "1", reply.answer_id).kind == "voted"
+    assert button(core, "-1", str(reply.answer_id), user="8").text.startswith("Thanks")
+    sources = button(core, "sources", reply.answer_id)
+    assert sources.kind == "sources" and [c.number for c in sources.stored.citations] == [1, 2]
+    assert sources.stored.withdrawn == 0
+    [stats] = feedback.stats().platforms
+    assert (stats.up, stats.down) == (1, 1)
+
+
+FOREIGN = {
+    "unknown id": ({"answer_id": 424242}, {}),
+    "out-of-range id": ({"answer_id": 2**64}, {}),
+    "negative id": ({"answer_id": "-1"}, {}),
+    "not a number": ({"answer_id": "1; DROP TABLE answers"}, {}),
+    "other chat": ({}, {"chat": "200"}),
+    "other platform": ({}, {"platform": "slack", "chat": "100"}),
+    "unlisted user in an unlisted chat": ({}, {"chat": "300", "user": "9"}),
+}
+
+
+@pytest.mark.parametrize(("forged", "where"), FOREIGN.values(), ids=FOREIGN.keys())
+def test_core_foreign_or_forged_clicks_see_nothing_and_store_nothing(responder, bot_settings, feedback, forged,
+                                                                     where) -> None:
+    core = make_core(responder, bot_settings, feedback, telegram_allowed_chats=[100, 200])
+    reply = ask(core)
+    answer_id = forged.get("answer_id", reply.answer_id)
+    for kind in ("sources", "1", "-1", "0"):
+        refused = button(core, kind, answer_id, **where)
+        assert refused.kind == "refused" and refused.stored is None
+        assert reply.answer.citations[0].quote not in refused.text and "TME" not in refused.text
+    assert feedback.stats().platforms[0].up == feedback.stats().platforms[0].down == 0
+
+
+def test_core_slack_click_from_another_workspace_is_refused(responder, bot_settings, feedback) -> None:
+    core = make_core(responder, bot_settings, feedback)
+    reply = ask(core, platform="slack", conversation="C1:1.2", user="U1", chat="C1", team="T1")
+    assert button(core, "sources", reply.answer_id, platform="slack", user="U1", chat="C1", team="T1").stored
+    for kind in ("sources", "1", "-1"):
+        assert button(core, kind, reply.answer_id, platform="slack", user="U1", chat="C1", team="T2").kind == \
+            "refused"
+    assert feedback.stats().platforms[0].up == feedback.stats().platforms[0].down == 0
+
+
+def test_core_sources_leave_out_quotes_of_passages_no_longer_indexed(core, responder) -> None:
+    reply = ask(core)
+    removed = reply.answer.citations[0]
+    del responder.indexed[removed.passage.id]
+    sources = button(core, "sources", reply.answer_id)
+    assert [c.quote for c in sources.stored.citations] == [reply.answer.citations[1].quote]
+    assert sources.stored.withdrawn == 1
+    responder.indexed.clear()
+    assert button(core, "sources", reply.answer_id).stored.citations == []
+
+
+def test_core_sources_leave_out_a_quote_its_changed_passage_no_longer_holds(core, responder) -> None:
+    reply = ask(core)
+    changed = reply.answer.citations[1].passage
+    responder.indexed[changed.id] = dataclasses.replace(changed, text="Entirely rewritten text.")
+    assert [c.number for c in button(core, "sources", reply.answer_id).stored.citations] == [1]
+
+
+def test_core_sources_show_no_quote_when_the_index_cannot_be_asked(bot_settings, feedback) -> None:
+    class Unreachable(RecordingResponder):
+        def passages(self, ids):
+            raise ConnectionError("the Chroma server is down")
+
+    core = make_core(Unreachable(), bot_settings, feedback)
+    sources = button(core, "sources", ask(core).answer_id)
+    assert sources.kind == "sources" and sources.stored.citations == [] and sources.stored.withdrawn == 2
 
 
 def test_core_concurrent_questions_are_all_answered_within_limits(core, feedback) -> None:
@@ -199,7 +274,7 @@ def test_core_passes_tokens_from_the_worker_thread_to_the_adapter(bot_settings, 
     core = make_core(responder, bot_settings, feedback)
     tokens: list[tuple[str, str]] = []
     reply = asyncio.run(core.handle(IncomingMessage("slack", "C1:1", "U1", "What are the targets?", "C1"),
-                                    on_token=lambda t: tokens.append((t, threading.current_thread().name))))
+                                    on_sentence=lambda t: tokens.append((t, threading.current_thread().name))))
     assert "".join(t for t, _ in tokens).strip() == reply.answer.text
     assert {name for _, name in tokens} == responder.threads != {threading.main_thread().name}
 
@@ -208,5 +283,5 @@ def test_core_streams_nothing_for_a_refusal(bot_settings, feedback) -> None:
     core = make_core(StreamingResponder(), bot_settings, feedback, slack_allowed_channels=["C1"])
     tokens: list[str] = []
     reply = asyncio.run(core.handle(IncomingMessage("slack", "C9:1", "U1", "Anything?", "C9"),
-                                    on_token=tokens.append))
+                                    on_sentence=tokens.append))
     assert reply.kind == "refused" and tokens == []

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.feedback import MIGRATIONS, FeedbackStore, PlatformStats, StoredCitation
+from bot.feedback import MIGRATIONS, FeedbackStore, PlatformStats
+from bot.types import StoredCitation
 
 
 @pytest.fixture
@@ -124,3 +125,51 @@ def test_feedback_concurrent_writers_lose_nothing(settings, make_answer) -> None
     assert (telegram.questions, telegram.up) == (200, 200)
     for store in stores:
         store.close()
+
+
+def test_feedback_answers_stored_before_the_chat_was_recorded_keep_their_chat(tmp_path: Path, make_answer) -> None:
+    path = tmp_path / "feedback.db"
+    with sqlite3.connect(path) as db:  # a database as the first release left it
+        db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        MIGRATIONS[0](db)
+        db.execute("INSERT INTO _migrations VALUES (?, '2024-01-01')", (MIGRATIONS[0].__name__,))
+        for conversation in ("C0HELP:1700000000.1", "-1001234:7", "D0ASKER"):
+            db.execute("INSERT INTO answers (platform, conversation_id, user_id, question, answer, found, mode,"
+                       " citations, created_at) VALUES ('slack', ?, 'U1', 'q', 'a', 1, 'extractive', '[]', '')",
+                       (conversation,))
+    db.close()
+    store = FeedbackStore(path)
+    assert [store.get_answer(n).chat_id for n in (1, 2, 3)] == ["C0HELP", "-1001234", "D0ASKER"]
+    new = store.get_answer(store.record_answer(platform="slack", conversation_id="C1:2", user_id="U1", question="q",
+                                               answer=make_answer(), chat_id="C1", team_id="T1"))
+    assert (new.chat_id, new.team_id, new.citations[0].passage_id) == ("C1", "T1", "p1")
+    store.close()
+
+
+def _damage(path: Path, how: str) -> bytes:
+    """Damage the database file as a failing disk or a stray write might; returns its bytes afterwards."""
+    data = path.read_bytes()
+    if how == "not a database":
+        path.write_bytes(b"this is no SQLite file" * 100)
+    else:  # a valid header, then noise where the pages were
+        path.write_bytes(data[:4096] + bytes((n * 37 + 11) % 256 for n in range(len(data) - 4096)))
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("how", ["not a database", "broken pages"])
+def test_feedback_damaged_database_is_moved_aside_and_a_fresh_one_started(settings, make_answer, caplog,
+                                                                          how) -> None:
+    path = settings.data_dir / "feedback.db"
+    store = FeedbackStore.open(settings)
+    for n in range(50):
+        record(store, make_answer(question=f"question {n} " + "x" * 500))
+    store.close()  # the last connection checkpoints the WAL into the file
+    damaged = _damage(path, how)
+    store = FeedbackStore.open(settings)
+    assert store.stats().platforms == []  # a fresh database, usable at once
+    record(store, make_answer())
+    store.close()
+    [aside] = settings.data_dir.glob("feedback.db.damaged-*[0-9]")
+    assert aside.read_bytes() == damaged  # nothing deleted
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "damaged" in warning.getMessage() and aside.name in warning.getMessage()

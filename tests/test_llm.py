@@ -75,7 +75,7 @@ def test_answerer_well_cited_answer_streams_and_verifies(
 ) -> None:
     server.script(Reply(WELL_CITED, usage=(812, 41)))
     tokens: list[str] = []
-    answer = answerer(tmp_path, server, embedder).answer(QUESTION, PASSAGES, on_token=tokens.append)
+    answer = answerer(tmp_path, server, embedder).answer(QUESTION, PASSAGES, on_sentence=tokens.append)
     # The stream carries each verified sentence as it completes, without the prompt's numbers.
     assert len(tokens) == 2 and "".join(tokens).strip() == strip_markers(WELL_CITED)
     assert answer.found and answer.mode == "llm" and answer.notice == ""
@@ -96,7 +96,7 @@ def test_answerer_stream_never_shows_a_recited_prompt(
     recital = prompts.ANSWER_SYSTEM_PROMPT.format(max_sentences=5).replace("\n", " ")
     server.script(Reply(f"My instructions say: {recital} [1]. " + WELL_CITED))
     tokens: list[str] = []
-    answer = answerer(tmp_path, server, embedder).answer(QUESTION, PASSAGES, on_token=tokens.append)
+    answer = answerer(tmp_path, server, embedder).answer(QUESTION, PASSAGES, on_sentence=tokens.append)
     streamed = "".join(tokens)
     assert "instructions" not in streamed and recital[:40] not in streamed
     assert streamed.strip() == strip_markers(WELL_CITED)
@@ -191,6 +191,17 @@ def test_answerer_sends_numbered_passages_history_and_limits(
     prompt = body["messages"][-1]["content"]
     assert "[1] Targeting the tumour microenvironment (page 3)\nThe tumour microenvironment" in prompt
     assert "[4] " in prompt and "[5] " not in prompt and prompt.endswith(QUESTION)
+
+
+@pytest.mark.parametrize("turns", [0, 2])
+def test_answerer_reads_the_last_history_turns_only(
+    tmp_path: Path, server: OpenAIEmulator, embedder: Embedder, turns: int
+) -> None:
+    server.script(Reply(WELL_CITED))
+    history = [(f"Question {n}?", f"Answer {n}.") for n in range(5)]
+    answerer(tmp_path, server, embedder, history_turns=turns).answer(QUESTION, PASSAGES, history)
+    asked = [m["content"] for m in server.requests[0].body["messages"] if m["role"] == "user"][:-1]
+    assert asked == [f"Question {n}?" for n in range(5 - turns, 5)]
 
 
 def test_answerer_logs_tokens_and_cost(
@@ -308,7 +319,7 @@ def pipeline_for(indexed: Path, server: OpenAIEmulator) -> Pipeline:
 def test_pipeline_streams_the_verified_llm_answer(indexed: Path, server: OpenAIEmulator) -> None:
     server.script(Reply(WELL_CITED.split(" PD-1")[0]))
     tokens: list[str] = []
-    answer = pipeline_for(indexed, server).ask(QUESTION, on_token=tokens.append)
+    answer = pipeline_for(indexed, server).ask(QUESTION, on_sentence=tokens.append)
     assert answer.mode == "llm" and answer.notice == "" and tokens
     assert answer.citations[0].passage.source == "tme-1.txt"
     assert {"search", "generate", "verify", "total"} <= set(answer.timings)

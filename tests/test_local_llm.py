@@ -42,7 +42,7 @@ def test_local_llm_answer_streams_and_reaches_the_user_verified(tmp_path: Path) 
     pipeline = Pipeline(settings)
     pipeline.index([SEEDS])
     tokens: list[str] = []
-    answer = pipeline.ask("What are the therapeutic targets in the TME?", on_token=tokens.append)
+    answer = pipeline.ask("What are the therapeutic targets in the TME?", on_sentence=tokens.append)
     assert tokens, "the local model streamed nothing"
     assert answer.found and answer.citations and verify(answer) == []
     assert answer.mode == "llm" or "extractive answer" in answer.notice

@@ -43,3 +43,12 @@ def test_logs_mask_configured_secrets_and_token_shapes(capsys: pytest.CaptureFix
 def test_logs_leave_ordinary_text_alone() -> None:
     text = "indexed 2 documents; chunk 3:12 of paper 10.1016/j.pharmthera.2020.107753"
     assert RedactingFilter(["unrelated-secret"]).redact(text) == text
+
+
+def test_logs_mask_short_secrets_where_they_stand_alone() -> None:
+    redact = RedactingFilter(["k3y-5", "none"]).redact
+    logged = ('setWebhook {"url": "https://bot.example.org/tg", "secret_token": "k3y-5"} '
+              "X-Telegram-Bot-Api-Secret-Token: k3y-5; GET /v1/models?api-key=none")
+    assert "k3y-5" not in redact(logged) and "=none" not in redact(logged)
+    assert redact(logged).count(REDACTED) == 3
+    assert redact("nonetheless, none of k3y-50 changed") == f"nonetheless, {REDACTED} of k3y-50 changed"

@@ -10,7 +10,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from bot import render
-from bot.feedback import StoredAnswer, StoredCitation
+from bot.types import StoredAnswer, StoredCitation
 from retrieval.types import Citation
 
 MARKER = re.compile(r"\[\d+\]")
@@ -154,14 +154,6 @@ def test_telegram_overlong_paragraph_splits_between_sentences(make_answer) -> No
     assert len(messages) == 3
     assert all(visible(m).endswith("[1].") for m in messages)
     assert " ".join(visible(m) for m in messages) == text
-
-
-def test_telegram_plain_has_the_same_content_without_markup(make_answer) -> None:
-    answer = make_answer("Fibroblasts & <macrophages> [1].")
-    (plain,) = render.to_telegram_plain(answer)
-    assert "Fibroblasts & <macrophages> [1]." in plain
-    assert "<a " not in plain and "&amp;" not in plain
-    assert plain.endswith("[2] Immune checkpoints in solid tumours, PMID 31562232, section Clinical trials")
 
 
 def test_telegram_sources_pages_quote_each_passage(make_answer) -> None:
@@ -317,15 +309,6 @@ def test_telegram_messages_stay_within_limits_and_keep_every_word(make_answer, t
     if clean.strip():
         assert squeeze("".join(shown)) == squeeze(clean)
     assert sum(len(MARKER.findall(m)) for m in shown) == len(MARKER.findall(clean))
-
-
-@checks
-@given(text=texts)
-def test_telegram_plain_messages_stay_within_limits(make_answer, text: str) -> None:
-    messages = render.to_telegram_plain(make_answer(text, sources=[]))
-    assert messages and all(0 < render.width(m) <= render.TELEGRAM_LIMIT for m in messages)
-    if render.sanitize(text).strip():
-        assert squeeze("".join(messages)) == squeeze(render.sanitize(text))
 
 
 @checks

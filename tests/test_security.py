@@ -35,8 +35,9 @@ import pytest
 
 from bot import render
 from bot.app import build_core
-from bot.core import ERROR_TEXT, ChatCore, IncomingMessage, Reply
+from bot.core import ChatCore, IncomingMessage, Reply
 from bot.settings import BotSettings
+from bot.texts import ERROR_TEXT
 from retrieval.citations import verify
 from retrieval.embeddings import get_embedder
 from retrieval.pipeline import Pipeline

@@ -14,22 +14,20 @@ def feed(tokens: list[str]) -> tuple[Draft, list[str]]:
     return draft, [draft.add(t) for t in tokens]
 
 
-def test_draft_never_shows_citation_markers_even_split_across_tokens() -> None:
-    draft, added = feed(["Fibroblasts", " are", " targets", " [", "1", "]", ".", " Radiotherapy", " cures",
-                         " [7", "]", ". Trials", " run [1, ", "2].", " See", " [3"])
-    assert draft.text == "Fibroblasts are targets. Radiotherapy cures. Trials run. See"
-    assert "".join(added) == draft.text
-    assert not any("[" in piece or "]" in piece for piece in added)
+def test_draft_prints_each_verified_sentence_once_as_it_arrives() -> None:
+    draft, added = feed(["Fibroblasts are targets. ", "Checkpoints are in trials. ", "   "])
+    assert draft.text == "Fibroblasts are targets. Checkpoints are in trials."
+    assert added == ["Fibroblasts are targets.", " Checkpoints are in trials.", ""]
 
 
 def test_draft_keeps_paragraphs_and_drops_terminal_escapes() -> None:
-    draft, added = feed(["First point [1].", "\n\n", "Second\x1b]0;owned\x07 point", " [2]."])
+    draft, added = feed(["First point.", "\n\n", "Second\x1b]0;owned\x07 point", "."])
     assert draft.text == "First point.\n\nSecond]0;owned point."  # inert without the ESC and BEL
     assert "".join(added) == draft.text
 
 
 def test_draft_is_empty_until_visible_text_arrives() -> None:
-    draft, added = feed(["", "  ", "[1]"])
+    draft, added = feed(["", "  ", "\x00"])
     assert draft.text == "" and added == ["", "", ""]
 
 
@@ -42,7 +40,7 @@ def test_live_preview_shows_at_once_then_about_once_a_second_from_another_thread
     async def main() -> tuple[float, float]:
         async with LivePreview(show, every=0.2) as preview:
             start = time.monotonic()
-            worker = threading.Thread(target=lambda: [(preview.on_token(f" w{i}"), time.sleep(0.01))
+            worker = threading.Thread(target=lambda: [(preview.on_sentence(f" w{i}"), time.sleep(0.01))
                                                       for i in range(60)])
             await asyncio.to_thread(lambda: (worker.start(), worker.join()))
             return start, time.monotonic()
@@ -66,13 +64,13 @@ def test_live_preview_failing_show_is_skipped_and_unchanged_text_not_shown_again
 
     async def main() -> None:
         async with LivePreview(show, every=0.05) as preview:
-            preview.on_token("Fibroblasts")
+            preview.on_sentence("Fibroblasts")
             await asyncio.sleep(0.1)
-            preview.on_token(" [1]")  # changes nothing a user sees
+            preview.on_sentence("\x07")  # changes nothing a user sees
             await asyncio.sleep(0.1)
-            preview.on_token(" matter.")
+            preview.on_sentence(" matter.")
             await asyncio.sleep(0.1)
-        preview.on_token(" Late.")  # after the block: shown nowhere
+        preview.on_sentence(" Late.")  # after the block: shown nowhere
 
     asyncio.run(main())
     assert calls == ["Fibroblasts", "Fibroblasts matter."]

@@ -23,18 +23,11 @@ from click.testing import CliRunner
 from bot import render
 from bot.app import build_core
 from bot.cli import cli
-from bot.core import RATE_LIMIT_TEXT, REFUSAL_TEXT, ChatCore
+from bot.core import ChatCore
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
-from bot.telegram_adapter import (
-    ALLOWED_UPDATES,
-    ASK_USAGE,
-    COMMAND_USAGE,
-    TEXT_ONLY,
-    VOTE_THANKS,
-    build_application,
-    webhook_options,
-)
+from bot.telegram_adapter import ALLOWED_UPDATES, build_application, webhook_options
+from bot.texts import ASK_USAGE, COMMAND_USAGE, RATE_LIMIT_TEXT, REFUSAL_TEXT, TEXT_ONLY, UNAVAILABLE_TEXT, VOTE_THANKS
 from retrieval.errors import ConfigError
 from retrieval.pipeline import Pipeline
 from retrieval.prompts import LLM_UNVERIFIED_NOTICE
@@ -136,7 +129,7 @@ def test_telegram_answers_a_private_question_with_cited_html(
         answer_id = int(answer.buttons[0]["callback_data"].removeprefix("src:"))
         assert [b["callback_data"] for b in answer.buttons] == [
             f"src:{answer_id}", f"vote:{answer_id}:1", f"vote:{answer_id}:-1"]
-        assert core.passages_for(answer_id).question == question["text"]
+        assert core.feedback.get_answer(answer_id).question == question["text"]
         [typing] = await telegram.wait_for("sendChatAction", where=in_chat(private_chat(ADA)))
         assert typing.params["action"] == "typing"
 
@@ -232,7 +225,7 @@ def test_telegram_buttons_store_votes_and_page_through_sources(
 
         telegram.press(shown, ADA, f"vote:{answer_id}:1")
         [ack] = await telegram.wait_for("answerCallbackQuery")
-        assert ack.params["text"] == VOTE_THANKS
+        assert ack.params["text"] == VOTE_THANKS.format(emoji="👍")
 
         telegram.press(shown, ADA, f"src:{answer_id}")
         page1 = (await telegram.wait_for("sendMessage", 2))[1]
@@ -250,6 +243,45 @@ def test_telegram_buttons_store_votes_and_page_through_sources(
     serve(core, settings, scenario)
     [stats] = core.feedback.stats().platforms
     assert (stats.platform, stats.up, stats.down) == ("telegram", 1, 0)
+
+
+def test_telegram_forged_or_foreign_button_presses_are_refused_and_store_nothing(
+    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any
+) -> None:
+    settings = configure(telegram_allowed_chats=[ADA["id"], GROUP["id"]])
+    answer = build_answer()
+    core = cores(settings, RecordingResponder(lambda q: answer))
+    quotes = [c.quote for c in answer.citations]
+
+    async def scenario() -> None:
+        telegram.send(private_chat(ADA), ADA, "Ada's private question?")
+        [sent] = await telegram.wait_for("sendMessage")
+        shown = telegram.bot_message(sent)
+        n = int(sent.buttons[0]["callback_data"].split(":")[1])
+        in_group = {**shown, "chat": GROUP}
+        in_bobs_chat = {**shown, "chat": private_chat(BOB)}
+        presses = [
+            (in_group, ADA, data) for data in (f"src:{n}", f"vote:{n}:1", f"vote:{n}:-1")  # another chat
+        ] + [
+            (in_bobs_chat, BOB, data) for data in (f"src:{n}", f"vote:{n}:1", f"vote:{n}:-1")  # unlisted user
+        ] + [
+            (shown, ADA, data) for data in ("src:424242", "vote:424242:1", "src:" + "9" * 40,  # unknown, too big
+                                            "vote:" + "9" * 40 + ":-1", f"src:{n}:{'9' * 30}", f"vote:{n}:7")
+        ]
+        for message, presser, data in presses:
+            query = {"id": str(len(telegram.calls())), "from": presser, "chat_instance": "-4242",
+                     "message": message, "data": data}
+            telegram.push({"callback_query": query})
+        acks = await telegram.wait_for("answerCallbackQuery", len(presses))
+        assert {a.params.get("text") for a in acks} == {UNAVAILABLE_TEXT}
+        await asyncio.sleep(0.2)
+
+    serve(core, settings, scenario)
+    assert len(telegram.delivered("sendMessage")) == 1 and not telegram.delivered("editMessageText")
+    shown_after = [c.text for c in telegram.calls() if c.method not in ("getUpdates", "sendMessage")]
+    assert not any(q[:30] in (t or "") for q in quotes for t in shown_after)
+    [stats] = core.feedback.stats().platforms
+    assert (stats.up, stats.down) == (0, 0)
 
 
 def test_telegram_refuses_unlisted_chats_once_and_never_retrieves(
@@ -450,7 +482,7 @@ def test_telegram_streams_an_llm_answer_then_edits_in_the_verified_one(
         assert [b["callback_data"] for b in final.buttons] == [
             f"src:{answer_id}", f"vote:{answer_id}:1", f"vote:{answer_id}:-1"]
         assert telegram.bot_message(draft)["text"] == final.text
-        assert core.passages_for(answer_id).mode == "llm"
+        assert core.feedback.get_answer(answer_id).mode == "llm"
 
     serve(core, settings, scenario)
     assert len(telegram.delivered("sendMessage")) == 1

@@ -1,0 +1,30 @@
+"""What the bots say on their own behalf, in one place: refusals, limits, usage hints, help, thanks.
+
+Answers and their labels are the retrieval library's (``retrieval.prompts``) and the renderer's; everything
+here is what a chat user reads from the bot itself. Placeholders are filled where the text is sent.
+"""
+
+REFUSAL_TEXT = "Sorry, I only answer in chats I have been set up for. Please ask the bot's administrator."
+USAGE_TEXT = "Send me a question about the indexed documents as text, and I will answer with citations."
+RATE_LIMIT_TEXT = "You are asking faster than I can keep up. Please wait {seconds} s and ask again."
+ERROR_TEXT = "Sorry, something went wrong while answering. Please try again in a moment."
+TRUNCATED_NOTICE = "Your question was long; I only read its first {limit:,} characters."
+# One answer to every button the core turns down, so a click cannot tell a foreign answer from a missing one.
+UNAVAILABLE_TEXT = "Sorry, that answer is not available here."
+VOTE_THANKS = "Thanks for the feedback: your {emoji} is recorded."
+
+# Telegram
+START_TEXT = "Hi! I answer questions from the team's documents, with citations."
+HELP_TEXT = (
+    "I answer from the indexed documents only, and every claim ends with a number [n] naming the passage it "
+    "comes from; the sources are listed under the answer.\n\n"
+    "In a private chat, just send your question. In a group, mention me (@{username}), reply to one of my "
+    "messages, or write /ask followed by your question.\n\n"
+    "Follow-up questions (\"and which of those are in trials?\") use the last few exchanges of the chat. "
+    "Under each answer, Sources shows the quoted passages, and 👍 / 👎 tell the team whether it helped."
+)
+TEXT_ONLY = "I can only read text questions. Please type your question."
+ASK_USAGE = "Put your question after the command, for example: /ask What are the therapeutic targets?"
+COMMAND_USAGE = "I know /ask, /help and /start; or just send me your question."
+NOTHING_INDEXED = "Nothing is indexed yet: ask the bot's administrator to run `citebot index`."
+INDEXED_EXAMPLES = "{count} indexed, for example:\n{listed}{more}"

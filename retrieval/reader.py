@@ -33,9 +33,9 @@ from retrieval.types import Passage
 
 # Features of the first (cheap) stage, then the ones only the second stage sees; names match the weights file.
 CHEAP_FEATURES = (
-    "overlap", "overlap_context", "overlap_max", "overlap_gap", "matched", "bigrams", "run",
+    "overlap", "overlap_context", "overlap_anaphor", "overlap_max", "overlap_gap", "matched", "bigrams", "run",
     "passage_score", "passage_rank", "dense_score", "document_share", "top_document", "position",
-    "type_match", "type_miss", "listing", "log_words", "short", "statement", "fragment", "question",
+    "type_match", "type_miss", "listing", "lists_focus", "log_words", "short", "statement", "fragment", "question",
 )  # fmt: skip
 FEATURES = (*CHEAP_FEATURES, "cosine", "cosine_gap", "cosine_context", "cosine_x_overlap")
 ANSWERABLE_FEATURES = (
@@ -61,9 +61,14 @@ _CUES = (
     (re.compile(r"^\s*(?:what|which) (?:are|were)\b|\b(?:list|name) (?:the|all)\b", re.I), _LISTING),
 )
 _STATEMENT = re.compile(r"[.!;:)\]\"”']$")
+# "These targets include ...": a question term, then within a few words the verb that starts a list.
+_LIST_VERB = re.compile(r"\b(?:include[sd]?|including|such as|consists? of|comprises?|are|were)\b", re.I)
 _ACRONYM = re.compile(r"((?:[A-Za-z][\w-]*\s+){1,6})\(([A-Z][A-Za-z]{1,9})\)")
 _ASKED_ACRONYM = re.compile(r"\b[A-Z][A-Za-z]{1,9}\b")
 _MIN_WORDS = 4  # fewer words are a heading, a label or a fragment, never an answer
+# A sentence opening with one of these goes on from the one before ("These targets include ..."): it is read
+# with that sentence's terms.
+_ANAPHOR = re.compile(r"^(?:these|this|those|such|they|their|it|its|both|each|all of these)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -234,13 +239,15 @@ def _rows(question: str, passages: Sequence[Passage], wanted: dict[str, float]) 
             if n_words < _MIN_WORDS:
                 continue
             context = terms[i].union(*terms[max(i - 1, 0) : i + 2])
+            read_with = terms[i] | terms[i - 1] if i and _ANAPHOR.match(text) else terms[i]
             matched = bool(cue.search(text)) if cue else False
             rows.append(
                 _Row(passage, rank, a, b, terms[i], [
                     _covered(terms[i], wanted),
                     _covered(context, wanted),
+                    _covered(read_with, wanted),
                     float(any(wanted[t] == top for t in terms[i] if t in wanted)),
-                    0.0,  # overlap_gap, once every row is known
+                    0.0,  # overlap_gap, set once every row is known
                     sum(w for t, w in wanted.items() if t in terms[i]),
                     len(asked_pairs & _bigrams(ordered[i])) / len(asked_pairs) if asked_pairs else 0.0,
                     _longest_run(asked, ordered[i]) / len(asked) if asked else 0.0,
@@ -253,6 +260,7 @@ def _rows(question: str, passages: Sequence[Passage], wanted: dict[str, float]) 
                     float(matched),
                     float(cue is not None and not matched),
                     float(bool(_LISTING.search(text))),
+                    float(_lists_focus(text, wanted)),
                     math.log1p(n_words),
                     float(n_words < 6),
                     float(bool(_STATEMENT.search(text))),
@@ -261,8 +269,9 @@ def _rows(question: str, passages: Sequence[Passage], wanted: dict[str, float]) 
                 ])
             )  # fmt: skip
     best_overlap = max((r.cheap[0] for r in rows), default=0.0)
+    gap = CHEAP_FEATURES.index("overlap_gap")
     for r in rows:
-        r.cheap[3] = r.cheap[0] - best_overlap
+        r.cheap[gap] = r.cheap[0] - best_overlap
     return rows
 
 
@@ -320,6 +329,15 @@ def question_features(
 
 def _rarest(wanted: dict[str, float]) -> str | None:
     return max(wanted, key=wanted.__getitem__, default=None)
+
+
+def _lists_focus(text: str, wanted: dict[str, float]) -> bool:
+    """Does a question term stand just before a verb that starts a list ("These targets include ...")?"""
+    for verb in _LIST_VERB.finditer(text):
+        before = analyze(text[max(0, verb.start() - 40) : verb.start()])[-3:]
+        if any(t in wanted for t in before):
+            return True
+    return False
 
 
 def _context_cosine(rows: list[_Row], cosine: np.ndarray, i: int) -> float:

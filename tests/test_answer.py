@@ -11,6 +11,7 @@ from retrieval.citations import parse_markers, verify
 from retrieval.loaders import load
 from retrieval.pipeline import Pipeline
 from retrieval.prompts import NOT_FOUND_PHRASE
+from tests.fixtures_docs import make_docx, make_html, make_markdown, make_pdf
 
 SEEDS = Path(__file__).parent.parent / "seeds"
 QUESTION = "What are the therapeutic targets in the TME?"
@@ -73,3 +74,35 @@ def test_answer_identifiers_of_seed_000_reach_the_citation(seeded_pipeline: Pipe
     ids = [c.identifiers for c in answer.citations if c.passage.source.startswith("000_")]
     assert ids and ids[0]["doi"] == "10.1016/j.pharmthera.2020.107753"
     assert ids[0]["pmid"] == "33259885"
+
+
+MANUAL = (
+    "The archiver compresses files with the Burrows-Wheeler block sorting algorithm and Huffman coding, "
+    "which is generally considerably better than the compression achieved by more conventional LZ77 "
+    "compressors. The default block size is 900k, which needs about 7600k of memory to compress a file."
+)
+OPTIONS = ["Use the -k option to keep the input files after compressing them.",
+           "Use the -s option to reduce memory usage at the expense of your compression ratio."]
+
+
+def test_answer_quotes_every_format_exactly_as_extracted(tmp_path: Path, settings) -> None:
+    folder = tmp_path / "manuals"
+    make_pdf(folder / "manual.pdf", [MANUAL, "Options\n\n" + " ".join(OPTIONS)], title="Archiver manual")
+    make_docx(folder / "guide.docx", [("Options", OPTIONS)], title="Archiver guide")
+    make_html(folder / "faq.html", [("Memory", [MANUAL])], title="Archiver FAQ")
+    make_markdown(folder / "README.md", [("Install", ["Run `make install` to install the **archiver** tool."])],
+                  title="[![CI](https://ci.example/b.svg)](https://ci.example) archiver")
+    pipeline = Pipeline(settings)
+    pipeline.index([folder])
+    for question in ("What is the default block size?", "How do I keep the input files?",
+                     "Which algorithm does the archiver use?", "How do I install the archiver?"):
+        answer = pipeline.ask(question)
+        assert answer.found, question
+        assert verify(answer) == []
+        retrieved = {p.id for p in answer.passages}
+        for c in answer.citations:
+            assert c.passage.id in retrieved
+            extracted = load(folder / c.passage.source, folder).text
+            assert extracted[c.source_start : c.source_end] == c.quote
+            assert "`" not in c.quote and "**" not in c.quote and "![" not in c.quote
+    assert pipeline.ask("What is the default block size?").text.count("900k") >= 1

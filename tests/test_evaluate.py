@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli
+from retrieval.answer_eval import Gold, holds
 from retrieval.evaluate import load_beir, score
 
 
@@ -68,3 +69,25 @@ def test_cli_eval_rejects_a_folder_that_is_not_beir(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["eval", str(tmp_path)])
     assert result.exit_code == 1
     assert "not a BEIR-layout folder" in result.output
+
+
+def test_answer_eval_holds_needs_most_of_the_gold_content_words() -> None:
+    gold = Gold("q", "d", ("Mother-to-child transmission is the main cause of HIV-1 infection in children.",))
+    assert holds("Most children are infected by mother-to-child transmission of HIV-1, the main cause.", gold)
+    assert not holds("HIV-1 infects children.", gold)
+
+
+def test_cli_eval_scores_answers_and_declines_without_the_document(beir: Path) -> None:
+    answers = [
+        {"id": "q1", "doc_id": "d1", "answers": [{"text": "Puppies need patient house training", "answer_start": 0}]},
+        {"id": "q2", "doc_id": "d2", "answers": [{"text": "every ten thousand kilometres", "answer_start": 0}]},
+    ]
+    (beir / "answers.jsonl").write_text("\n".join(json.dumps(a) for a in answers))
+    result = CliRunner().invoke(cli, ["eval", "--json", "--mode", "hybrid", str(beir)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)["answers"]["all"]
+    assert figures["questions"] == 2 and figures["unanswerable_questions"] == 2
+    assert figures["holds_gold"] == 1.0 and figures["first_sentence_holds_gold"] == 1.0
+    assert figures["declined_unanswerable"] == 1.0  # asked of the index without its document, nothing else fits
+    table = CliRunner().invoke(cli, ["eval", "--mode", "hybrid", str(beir)])
+    assert "answers" in table.output and "holds gold" in table.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bot.core import ChatCore
@@ -27,6 +28,10 @@ class PipelineResponder:
     def sources(self) -> list[dict[str, Any]]:
         """The indexed documents, for the bots' help texts."""
         return self.pipeline.sources()
+
+    def index(self, paths: Sequence[Path]) -> object:
+        """Index ``paths`` (the help desk's saved replies) through the normal sync."""
+        return self.pipeline.index(paths)
 
 
 def build_core(settings: BotSettings, *, pipeline: Pipeline | None = None) -> ChatCore:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ class PipelineResponder:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
+        self._indexing = threading.Lock()  # two replies kept at once must not sync the same folder together
 
     def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None) -> Answer:
         return self.pipeline.ask(question, history, on_sentence=on_sentence)
@@ -31,7 +33,8 @@ class PipelineResponder:
 
     def index(self, paths: Sequence[Path]) -> object:
         """Index ``paths`` (the help desk's saved replies) through the normal sync."""
-        return self.pipeline.index(paths)
+        with self._indexing:
+            return self.pipeline.index(paths)
 
 
 def build_core(settings: BotSettings, *, pipeline: Pipeline | None = None) -> ChatCore:

@@ -17,6 +17,8 @@ decision and returns a ``Reply`` whose ``kind`` tells the adapter what to show:
 - ``relay(msg, thread, ...)``: a message in the help-desk conversation. A listed responder's reply to an
   escalation is passed to the asker through the adapter's ``post``, saved as a Markdown source
   (``bot.helpdesk``) and indexed, so the next similar question is answered citing it.
+- ``withdraw(reply_id, who)``: a responder's Withdraw click in the help desk: the saved reply is deleted and
+  unindexed.
 
 The core imports no platform library and never raises to the adapter.
 
@@ -59,6 +61,8 @@ from bot.texts import (
     UNAVAILABLE_TEXT,
     USAGE_TEXT,
     VOTE_THANKS,
+    WITHDRAW_FAILED,
+    WITHDRAWN_TEXT,
 )
 from bot.types import Escalation, StoredAnswer, StoredCitation
 from retrieval import Answer, Passage, SentenceCallback, Turn
@@ -72,7 +76,7 @@ MAX_TRACKED = 10_000
 LOCAL_PLATFORMS = frozenset({"cli"})
 
 ReplyKind = Literal["answer", "declined", "refused", "rate_limited", "invalid", "error", "sources", "voted",
-                    "escalated", "relayed", "ignored"]
+                    "escalated", "relayed", "ignored", "withdrawn"]
 MAX_ANSWER_ID = 2**63 - 1  # SQLite's largest row id: a bigger number in a button was never ours
 MAX_REPLY_CHARS = 3500  # of a responder's reply relayed and kept: one Telegram message with its attribution
 
@@ -106,6 +110,7 @@ class Reply:
     retry_after: float = 0.0
     stored: StoredAnswer | None = None  # "sources": the answer whose quoted passages to show
     ask_person: bool = False  # show the "Ask a person" button: a help desk is set up for this platform
+    kept: int | None = None  # "relayed": the id of the reply saved as a source, for its Withdraw button
 
 
 class Responder(Protocol):
@@ -322,25 +327,62 @@ class ChatCore:
         except Exception:
             logger.exception("could not relay a reply to escalation %s", escalation.id)
             return Reply("error", RELAY_FAILED)
-        document = await asyncio.to_thread(self._keep, escalation, msg.user_id, responder_name, text, reply_ref)
-        return Reply("relayed", RELAYED_TEXT.format(document=document.name) if document else RELAYED_UNSAVED)
+        kept = await asyncio.to_thread(self._keep, escalation, msg.user_id, responder_name, text, reply_ref)
+        if kept is None:
+            return Reply("relayed", RELAYED_UNSAVED)
+        path, reply_id = kept
+        return Reply("relayed", RELAYED_TEXT.format(document=path.name), kept=reply_id)
+
+    async def withdraw(self, reply_id: object, who: IncomingMessage) -> Reply:
+        """A Withdraw click under a kept reply: by a listed responder in the help desk, the reply's document is
+        deleted and unindexed, so it is never cited again; anything else gets a refusal."""
+        number = _answer_number(reply_id)
+        if (number is None or who.chat_id != self.helpdesk_chat(who.platform)
+                or who.user_id not in self._responders(who.platform)):
+            return Reply("refused", UNAVAILABLE_TEXT)
+        try:
+            removed = await asyncio.to_thread(self._forget, number, who.platform)
+        except Exception:
+            logger.exception("could not withdraw kept reply %s", number)
+            return Reply("error", WITHDRAW_FAILED)
+        if not removed:
+            return Reply("refused", UNAVAILABLE_TEXT)
+        logger.info("%s user %s withdrew kept reply %s", who.platform, who.user_id, number)
+        return Reply("withdrawn", WITHDRAWN_TEXT)
 
     def _keep(self, escalation: Escalation, responder_id: str, responder_name: str, text: str,
-              reply_ref: str) -> Path | None:
+              reply_ref: str) -> tuple[Path, int] | None:
         """Save a relayed reply as a source, index its folder and record it; None when that failed."""
         folder = self.settings.answers_dir
         try:
             path = answer_document(escalation, responder=responder_name, text=text, reply_ref=reply_ref,
                                    folder=folder)
-            if isinstance(self.responder, Indexer):
-                self.responder.index([folder])
-            self.feedback.record_reply(escalation.id, responder_id=responder_id, responder_name=responder_name,
-                                       text=text, document=str(path))
+            self._reindex()
+            reply_id = self.feedback.record_reply(escalation.id, responder_id=responder_id,
+                                                  responder_name=responder_name, text=text, document=str(path))
         except Exception:
             logger.exception("could not keep the reply to escalation %s as a source in %s", escalation.id, folder)
             return None
         logger.info("kept the reply to escalation %s as %s", escalation.id, path)
-        return path
+        return path, reply_id
+
+    def _forget(self, reply_id: int, platform: str) -> bool:
+        """Delete a kept reply's document and unindex it; False when it is not kept (any more).
+
+        Marked withdrawn last, so a failure on the way leaves it kept and the button can be pressed again.
+        """
+        document = self.feedback.kept_document(reply_id, platform)
+        if document is None:
+            return False
+        Path(document).unlink(missing_ok=True)  # a person may have deleted it already
+        self._reindex()
+        self.feedback.withdraw_reply(reply_id)
+        return True
+
+    def _reindex(self) -> None:
+        # The whole folder: the index prunes what is gone from it, and picks up a person's edits.
+        if isinstance(self.responder, Indexer):
+            self.responder.index([self.settings.answers_dir])
 
     def _responders(self, platform: str) -> set[str]:
         s = self.settings

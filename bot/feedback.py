@@ -103,7 +103,8 @@ def m003_escalations_and_replies(db: sqlite3.Connection) -> None:
             responder_name TEXT NOT NULL,
             text TEXT NOT NULL,
             document TEXT NOT NULL,
-            created_at TEXT NOT NULL
+            created_at TEXT NOT NULL,
+            withdrawn_at TEXT
         )"""
     )
 
@@ -286,6 +287,21 @@ class FeedbackStore:
                 (escalation_id, responder_id, responder_name, text, document, _now()),
             )
         return int(cursor.lastrowid or 0)
+
+    def kept_document(self, reply_id: int, platform: str) -> str | None:
+        """The document a reply of ``platform`` was saved as, while it is kept (not withdrawn); else None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT r.document FROM helpdesk_replies r JOIN escalations e ON e.id = r.escalation_id"
+                " WHERE r.id = ? AND e.platform = ? AND r.withdrawn_at IS NULL",
+                (reply_id, platform),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def withdraw_reply(self, reply_id: int) -> None:
+        """Mark a kept reply withdrawn: its document was deleted and unindexed."""
+        with self._transaction() as db:
+            db.execute("UPDATE helpdesk_replies SET withdrawn_at = ? WHERE id = ?", (_now(), reply_id))
 
     def stats(self, *, worst: int = 5) -> Stats:
         """Counts per platform and the ``worst`` answers with the most 👎."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from bot.text import sanitize
-from bot.texts import ASK_PERSON_BUTTON, ESCALATION_LINK, ESCALATION_TEXT
+from bot.texts import ASK_PERSON_BUTTON, ESCALATION_LINK, ESCALATION_TEXT, WITHDRAW_BUTTON
 from bot.types import StoredAnswer, StoredCitation
 from retrieval import MARKER, NOT_FOUND_PHRASE, Answer, Citation
 
@@ -30,6 +30,7 @@ ACTION_SOURCES = "citebot_sources"
 ACTION_VOTE_UP = "citebot_vote_up"
 ACTION_VOTE_DOWN = "citebot_vote_down"
 ACTION_ASK_PERSON = "citebot_ask_person"
+ACTION_WITHDRAW = "citebot_withdraw"
 ESCALATION_QUESTION_CHARS = 600  # of the question in a help-desk post
 ESCALATION_ANSWER_CHARS = 2000  # of the answer the asker saw, in a help-desk post
 
@@ -390,3 +391,10 @@ def escalation_text(stored: StoredAnswer, *, asker: str, link: str, slack: bool)
         answer=escape(clip(sanitize(stored.text), ESCALATION_ANSWER_CHARS)),
         link=ESCALATION_LINK.format(link=link) if link else "",
     )
+
+
+def kept_blocks_slack(text: str, reply_id: int) -> tuple[str, list[dict]]:
+    """(notification text, blocks): the help desk's confirmation that a reply was kept, with its Withdraw button."""
+    plain = slack_plain(text)
+    return plain, [_section(plain), {"type": "actions", "block_id": "citebot_kept",
+                                     "elements": [_button(WITHDRAW_BUTTON, ACTION_WITHDRAW, str(reply_id))]}]

@@ -14,7 +14,8 @@ What users see:
 - refusals, rate limits and usage hints go only to the asker (ephemeral); a failure gets a short apology;
 - with a help desk set up, every answer has "Ask a person": the question, the answer and who asked go to the
   help-desk channel with a link to the conversation (``chat.getPermalink``); a listed responder's reply in that
-  post's thread goes back to the asker's thread, attributed, and becomes a source (``ChatCore.relay``);
+  post's thread goes back to the asker's thread, attributed, and becomes a source (``ChatCore.relay``) until a
+  responder presses Withdraw under the bot's confirmation;
 - a language-model answer to a mention or direct message is shown while it is written: its first words are
   posted where the answer goes, updated about once a second (``bot.streaming``), and that message is then
   updated into the verified answer with its sources and buttons. ``/ask`` answers arrive complete.
@@ -89,6 +90,7 @@ def register(app: App, core: ChatCore) -> None:
     app.action(render.ACTION_VOTE_UP)(listeners.record_vote)
     app.action(render.ACTION_VOTE_DOWN)(listeners.record_vote)
     app.action(render.ACTION_ASK_PERSON)(listeners.ask_person)
+    app.action(render.ACTION_WITHDRAW)(listeners.withdraw)
     app.error(listeners.log_error)
 
 
@@ -222,6 +224,17 @@ class _Listeners:
                                                post=post))
         _whisper(body, client, respond, text=reply.text)
 
+    def withdraw(self, ack: Callable[..., Any], body: dict[str, Any], action: dict[str, Any],
+                 context: BoltContext, client: WebClient, respond: Callable[..., Any]) -> None:
+        """A responder's Withdraw click: the kept reply is no source any more; its confirmation says so."""
+        ack()
+        reply = asyncio.run(self.core.withdraw(action.get("value"), _clicker(body, context)))
+        message_ts = (body.get("container") or {}).get("message_ts")
+        if reply.kind == "withdrawn" and message_ts:
+            client.chat_update(channel=body["channel"]["id"], ts=message_ts, text=reply.text, blocks=[])
+        else:
+            _whisper(body, client, respond, text=reply.text)
+
     def log_error(self, error: Exception, body: dict[str, Any], client: WebClient) -> None:
         """Log a failed listener with what it handled (never the payload: it may carry tokens); apologise."""
         event = body.get("event") or {}
@@ -269,7 +282,10 @@ class _Listeners:
 
         reply = asyncio.run(self.core.relay(msg, thread_ts, responder_name=_display_name(client, user),
                                             reply_ref=event.get("ts", ""), post=post))
-        if reply is not None and reply.text:
+        if reply is not None and reply.kept is not None:
+            text, blocks = render.kept_blocks_slack(reply.text, reply.kept)
+            client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=blocks)
+        elif reply is not None and reply.text:
             client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=render.slack_plain(reply.text))
         return reply is not None
 

@@ -9,7 +9,7 @@ bots' messages are ignored.
 
 With a help desk set up, every answer has "Ask a person": the question, the answer and who asked go to the
 help-desk group; a listed responder's reply to that post goes back to the asker's chat, attributed, and
-becomes a source (``ChatCore.relay``).
+becomes a source (``ChatCore.relay``) until a responder presses Withdraw under the bot's confirmation.
 
 A language-model answer is shown while it is written: its first words arrive as a plain-text reply to the
 question, edited about once a second (``bot.streaming``), and that message then becomes the verified answer
@@ -68,6 +68,7 @@ from bot.texts import (
     START_TEXT,
     TEXT_ONLY,
     UNAVAILABLE_TEXT,
+    WITHDRAW_BUTTON,
 )
 from bot.types import Escalation, StoredAnswer
 from retrieval import ConfigError
@@ -97,6 +98,7 @@ _REFUSED = "citebot_refused"  # chat_data key: this chat has had its one refusal
 _SOURCES = re.compile(r"src:(\d+)(?::(\d{1,6}))?")  # "src:<answer>" opens the sources, "src:<answer>:<page>" pages
 _VOTE = re.compile(r"vote:(\d+):(-?1)")
 _ASK = re.compile(r"ask:(\d+)")
+_FORGET = re.compile(r"forget:(\d+)")
 _TAG = re.compile(r"<[^>]*>")  # document text is escaped, so every tag in our HTML is our own markup
 _MARKUP_ERROR = re.compile(r"pars|entit|tag", re.IGNORECASE)
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -154,6 +156,7 @@ def build_application(core: ChatCore, settings: BotSettings) -> Application:
         CallbackQueryHandler(show_sources, pattern=_SOURCES),
         CallbackQueryHandler(vote, pattern=_VOTE),
         CallbackQueryHandler(ask_person, pattern=_ASK),
+        CallbackQueryHandler(withdraw, pattern=_FORGET),
         CallbackQueryHandler(expire_button),
     ])
     application.add_error_handler(log_error)
@@ -314,6 +317,19 @@ async def ask_person(update: Update, context: Context) -> None:
     await query.answer(reply.text)
 
 
+async def withdraw(update: Update, context: Context) -> None:
+    """A responder's Withdraw press: the kept reply is no source any more; its confirmation says so."""
+    query, who = update.callback_query, _presser(update)
+    match = _FORGET.fullmatch(query.data or "") if query else None
+    if query is None or who is None or match is None:
+        await expire_button(update, context)
+        return
+    reply = await _core(context).withdraw(match[1], who)
+    await query.answer(reply.text)
+    if reply.kind == "withdrawn":
+        await query.edit_message_text(reply.text)
+
+
 async def expire_button(update: Update, context: Context) -> None:
     """Answer a button this version does not know (an old keyboard) so the client stops waiting."""
     if update.callback_query:
@@ -411,7 +427,9 @@ async def _relayed(update: Update, context: Context) -> bool:
     reply = await core.relay(msg, str(replied.message_id), responder_name=_name(sender),
                              reply_ref=str(message.message_id), post=post)
     if reply is not None and reply.text:
-        await message.reply_text(reply.text, reply_parameters=_reply_to(message))
+        markup = None if reply.kept is None else InlineKeyboardMarkup(
+            [[InlineKeyboardButton(WITHDRAW_BUTTON, callback_data=f"forget:{reply.kept}")]])
+        await message.reply_text(reply.text, reply_parameters=_reply_to(message), reply_markup=markup)
     return reply is not None
 
 

@@ -1,7 +1,7 @@
 """The help-desk loop end to end, on both platforms: a question the documents cannot answer, "Ask a person",
-a listed responder's reply in the help desk relayed to the asker, and the same question asked again by someone
-else answered citing that reply. The real Bolt app and PTB Application run against the emulators, over a real
-pipeline on a small folder of documents."""
+a listed responder's reply in the help desk relayed to the asker, the same question asked again by someone
+else answered citing that reply, and declined again once a responder withdraws it. The real Bolt app and PTB
+Application run against the emulators, over a real pipeline on a small folder of documents."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from bot.app import PipelineResponder
 from bot.core import ChatCore, IncomingMessage, Reply
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
-from bot.texts import ALREADY_ESCALATED, ESCALATED_TEXT, ESCALATION_FAILED, UNAVAILABLE_TEXT
+from bot.texts import ALREADY_ESCALATED, ESCALATED_TEXT, ESCALATION_FAILED, UNAVAILABLE_TEXT, WITHDRAWN_TEXT
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
 from tests import test_slack, test_telegram
@@ -110,6 +110,20 @@ def test_slack_help_desk_loop_turns_a_reply_into_a_cited_source(start_bot, slack
     sources = [e["text"] for b in answer["blocks"] if b["type"] == "context" for e in b["elements"]]
     assert any("Answer by @ann" in s for s in sources), sources
 
+    # Withdrawn by a responder (and only by one), the reply is no source any more.
+    [withdraw] = next(b for b in confirmed["blocks"] if b["type"] == "actions")["elements"]
+    assert withdraw["action_id"] == render.ACTION_WITHDRAW
+    bot.click(render.ACTION_WITHDRAW, withdraw["value"], channel=SLACK_HELPDESK, thread_ts=helpdesk_ts,
+              user=BOB_SLACK)
+    assert slack.wait_for("response_url", 2)[-1]["text"] == UNAVAILABLE_TEXT and document.exists()
+    bot.click(render.ACTION_WITHDRAW, withdraw["value"], channel=SLACK_HELPDESK, thread_ts=helpdesk_ts, user=ANN)
+    [updated] = slack.wait_for("chat.update")
+    assert updated["text"] == WITHDRAWN_TEXT and not document.exists()
+    last = mention(QUESTION, channel=SLACK_CHANNEL, user=BOB_SLACK)
+    bot.event(last)
+    [declined_again] = slack.wait_for("chat.postMessage", where=lambda a: a.get("thread_ts") == last["ts"])
+    assert "Not found in the documents" in texts(declined_again["blocks"])
+
 
 def test_slack_ask_a_person_is_decided_like_the_other_buttons(start_bot, slack, pipeline) -> None:
     bot = start_bot(PipelineResponder(pipeline), slack_helpdesk_channel=SLACK_HELPDESK, slack_responders=[ANN],
@@ -178,9 +192,17 @@ def test_telegram_help_desk_loop_turns_a_reply_into_a_cited_source(
         assert "Not found in the documents" not in answered.text
         assert "Answer by @ann" in answered.text.split("<b>Sources</b>")[1]
 
+        telegram.press(telegram.bot_message(confirmed), ANN_TELEGRAM, confirmed.buttons[0]["callback_data"])
+        [edited] = await telegram.wait_for("editMessageText")
+        assert edited.text == WITHDRAWN_TEXT and saved_answers(settings) == []
+        last = telegram.send(private_chat(BOB), BOB, QUESTION)
+        [declined_again] = await telegram.wait_for(
+            "sendMessage", where=lambda c: (c.params.get("reply_parameters") or {}).get("message_id")
+            == last["message_id"])
+        assert "Not found in the documents" in declined_again.text
+
     serve(core, bot_settings, scenario)
     assert not any("turning it off" in c.text for c in telegram.calls("sendMessage"))
-    assert len(saved_answers(settings)) == 1
 
 
 # --- the core ------------------------------------------------------------------------------------------

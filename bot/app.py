@@ -38,6 +38,9 @@ class PipelineResponder:
 
 
 def build_core(settings: BotSettings, *, pipeline: Pipeline | None = None) -> ChatCore:
-    """A chat core over the index ``settings`` point at (or over ``pipeline``)."""
+    """A chat core over the index ``settings`` point at (or over ``pipeline``), the help desk's kept replies
+    indexed."""
     pipeline = pipeline or Pipeline(settings.retrieval)
-    return ChatCore(PipelineResponder(pipeline), settings, FeedbackStore.open(settings.retrieval))
+    core = ChatCore(PipelineResponder(pipeline), settings, FeedbackStore.open(settings.retrieval))
+    core.index_kept_replies()
+    return core

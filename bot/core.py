@@ -260,12 +260,16 @@ class ChatCore:
 
     def helpdesk_chat(self, platform: str) -> str | None:
         """The help-desk conversation of ``platform``, when it and its responders are configured."""
-        s = self.settings
-        if platform == "slack" and s.slack_helpdesk_channel and s.slack_responders:
-            return s.slack_helpdesk_channel
-        if platform == "telegram" and s.telegram_helpdesk_chat is not None and s.telegram_responders:
-            return str(s.telegram_helpdesk_chat)
-        return None
+        return self.settings.helpdesk_chat(platform)
+
+    def index_kept_replies(self) -> None:
+        """Index the kept replies' folder (at start), so they are sources again after the index was rebuilt."""
+        if not self.settings.answers_dir.is_dir() or not any(map(self.helpdesk_chat, ("slack", "telegram"))):
+            return
+        try:
+            self._reindex()
+        except Exception:
+            logger.exception("could not index the kept replies in %s", self.settings.answers_dir)
 
     async def escalate(self, answer_id: object, who: IncomingMessage, *, asker_name: str, reply_to: str,
                        post: PostEscalation) -> Reply:
@@ -318,7 +322,7 @@ class ChatCore:
         if escalation is None:
             return None
         text = sanitize(msg.text).strip()[:MAX_REPLY_CHARS]
-        if msg.user_id not in self._responders(msg.platform) or not text:
+        if msg.user_id not in self.settings.responders(msg.platform) or not text:
             logger.info("not relayed: %s user %s in the help desk is no responder (or wrote nothing)", msg.platform,
                         msg.user_id)
             return Reply("ignored", "")
@@ -338,7 +342,7 @@ class ChatCore:
         deleted and unindexed, so it is never cited again; anything else gets a refusal."""
         number = _answer_number(reply_id)
         if (number is None or who.chat_id != self.helpdesk_chat(who.platform)
-                or who.user_id not in self._responders(who.platform)):
+                or who.user_id not in self.settings.responders(who.platform)):
             return Reply("refused", UNAVAILABLE_TEXT)
         try:
             removed = await asyncio.to_thread(self._forget, number, who.platform)
@@ -383,11 +387,6 @@ class ChatCore:
         # The whole folder: the index prunes what is gone from it, and picks up a person's edits.
         if isinstance(self.responder, Indexer):
             self.responder.index([self.settings.answers_dir])
-
-    def _responders(self, platform: str) -> set[str]:
-        s = self.settings
-        listed = {"slack": s.slack_responders, "telegram": s.telegram_responders}.get(platform, [])
-        return {str(u) for u in listed}
 
     def _allowed(self, msg: IncomingMessage) -> bool:
         """Whether the allowlists let this message through; unknown platforms never pass.

@@ -141,6 +141,19 @@ class BotSettings(BaseSettings):
         data = self.retrieval.data_dir
         return self.helpdesk_answers_dir or data.with_name(f"{data.name}-answers")
 
+    def helpdesk_chat(self, platform: str) -> str | None:
+        """The help-desk conversation of ``platform`` ("slack", "telegram"), when it and its responders are set."""
+        if platform == "slack" and self.slack_helpdesk_channel and self.slack_responders:
+            return self.slack_helpdesk_channel
+        if platform == "telegram" and self.telegram_helpdesk_chat is not None and self.telegram_responders:
+            return str(self.telegram_helpdesk_chat)
+        return None
+
+    def responders(self, platform: str) -> set[str]:
+        """The user ids of ``platform`` whose help-desk replies are relayed and kept."""
+        listed = {"slack": self.slack_responders, "telegram": self.telegram_responders}.get(platform, [])
+        return {str(u) for u in listed}
+
     def secrets(self) -> list[str]:
         """Every configured token and secret (the retrieval settings' API key too), so logging can mask them."""
         values = [getattr(self, name) for name in type(self).model_fields] + [self.retrieval.openai_api_key]

@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 
 from bot import render
-from bot.app import PipelineResponder
+from bot.app import PipelineResponder, build_core
 from bot.core import ChatCore, IncomingMessage, Reply
 from bot.feedback import FeedbackStore
+from bot.helpdesk import answer_document
 from bot.settings import BotSettings
 from bot.texts import ALREADY_ESCALATED, ESCALATED_TEXT, ESCALATION_FAILED, UNAVAILABLE_TEXT, WITHDRAWN_TEXT
+from bot.types import Escalation
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
 from tests import test_slack, test_telegram
@@ -55,8 +57,12 @@ def pipeline(settings: RetrievalSettings, tmp_path: Path) -> Pipeline:
     return pipeline
 
 
+def saved_answers_dir(settings: RetrievalSettings) -> Path:
+    return settings.data_dir.with_name(f"{settings.data_dir.name}-answers")  # BotSettings.answers_dir by default
+
+
 def saved_answers(settings: RetrievalSettings) -> list[Path]:
-    return sorted(settings.data_dir.with_name(f"{settings.data_dir.name}-answers").glob("*.md"))
+    return sorted(saved_answers_dir(settings).glob("*.md"))
 
 
 # --- Slack ---------------------------------------------------------------------------------------------
@@ -261,3 +267,16 @@ def test_core_relays_only_replies_to_escalations_from_listed_responders(helpdesk
     assert relayed == [] and saved_answers(settings) == []
     assert reply_from(ANN, "9.1").kind == "relayed"
     assert relayed == [f"Answer from @x: {REPLY}"] and len(saved_answers(settings)) == 1
+
+
+def test_kept_replies_are_sources_again_when_a_bot_starts_on_a_rebuilt_index(bot_settings, pipeline, settings) -> None:
+    escalation = Escalation(1, 1, "telegram", QUESTION, "1001", "Ada", "1001", "5", "-100987", "6", "", "")
+    answer_document(escalation, responder="@ann", text=REPLY, reply_ref="7", folder=saved_answers_dir(settings))
+    assert not any(s["source"] == "telegram-1-7.md" for s in pipeline.sources())  # the index knows none of it
+    helpdesk = bot_settings.model_copy(update={"telegram_helpdesk_chat": -100987, "telegram_responders": [1003]})
+    core = build_core(helpdesk, pipeline=pipeline)
+    try:
+        assert any(s["source"] == "telegram-1-7.md" for s in pipeline.sources())
+        assert "telegram-1-7.md" in {c.passage.source for c in pipeline.ask(QUESTION).citations}
+    finally:
+        core.feedback.close()

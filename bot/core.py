@@ -11,6 +11,14 @@ decision and returns a ``Reply`` whose ``kind`` tells the adapter what to show:
   shown, or voted on, only in the chat (and Slack workspace) where it was given, only for someone allowed to
   ask there, and only with the quotes whose passages are still indexed. Anything else (a forged or foreign
   click, an unknown or out-of-range id) gets one refusal that reveals nothing of any answer.
+- ``escalate(answer_id, who, ...)``: an "Ask a person" click, decided like the other buttons; the adapter's
+  ``post`` puts the question and the answer the asker saw into the help-desk conversation, and the core keeps
+  the escalation so that replies find their way back.
+- ``relay(msg, thread, ...)``: a message in the help-desk conversation. A listed responder's reply to an
+  escalation is passed to the asker through the adapter's ``post``, saved as a Markdown source
+  (``bot.helpdesk``) and indexed, so the next similar question is answered citing it.
+- ``withdraw(reply_id, who)``: a responder's Withdraw click in the help desk: the saved reply is deleted and
+  unindexed.
 
 The core imports no platform library and never raises to the adapter.
 
@@ -22,29 +30,41 @@ responder runs in (see ``bot.streaming``). Extractive answers, refusals and limi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import sqlite3
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from bot.feedback import FeedbackStore
+from bot.helpdesk import answer_document
 from bot.settings import BotSettings
 from bot.text import sanitize
 from bot.texts import (
+    ALREADY_ESCALATED,
     ERROR_TEXT,
+    ESCALATED_TEXT,
+    ESCALATION_FAILED,
     RATE_LIMIT_TEXT,
     REFUSAL_TEXT,
+    RELAY_FAILED,
+    RELAY_TEXT,
+    RELAYED_TEXT,
+    RELAYED_UNSAVED,
     TRUNCATED_NOTICE,
     UNAVAILABLE_TEXT,
     USAGE_TEXT,
     VOTE_THANKS,
+    WITHDRAW_FAILED,
+    WITHDRAWN_TEXT,
 )
-from bot.types import StoredAnswer, StoredCitation
+from bot.types import Escalation, StoredAnswer, StoredCitation
 from retrieval import Answer, Passage, SentenceCallback, Turn
 
 logger = logging.getLogger(__name__)
@@ -55,8 +75,16 @@ MAX_TRACKED = 10_000
 # The local terminal user is the operator: no allowlist, no rate limit.
 LOCAL_PLATFORMS = frozenset({"cli"})
 
-ReplyKind = Literal["answer", "declined", "refused", "rate_limited", "invalid", "error", "sources", "voted"]
+ReplyKind = Literal["answer", "declined", "refused", "rate_limited", "invalid", "error", "sources", "voted",
+                    "escalated", "relayed", "ignored", "withdrawn"]
 MAX_ANSWER_ID = 2**63 - 1  # SQLite's largest row id: a bigger number in a button was never ours
+MAX_REPLY_CHARS = 3500  # of a responder's reply relayed and kept: one Telegram message with its attribution
+
+# An adapter's help-desk post: (stored answer, help-desk conversation) -> (the post's message id, link to the
+# asker's conversation or "").
+PostEscalation = Callable[[StoredAnswer, str], Awaitable[tuple[str, str]]]
+# An adapter's relay to the asker: (escalation, attributed reply text).
+PostRelay = Callable[[Escalation, str], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -81,6 +109,8 @@ class Reply:
     answer_id: int | None = None  # row id in the feedback store, for the buttons' callback data
     retry_after: float = 0.0
     stored: StoredAnswer | None = None  # "sources": the answer whose quoted passages to show
+    ask_person: bool = False  # show the "Ask a person" button: a help desk is set up for this platform
+    kept: int | None = None  # "relayed": the id of the reply saved as a source, for its Withdraw button
 
 
 class Responder(Protocol):
@@ -100,6 +130,13 @@ class Catalogue(Protocol):
     """A responder that can also list its indexed documents, for the bots' help texts."""
 
     def sources(self) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class Indexer(Protocol):
+    """A responder that can index files, so a responder's saved reply becomes a source."""
+
+    def index(self, paths: Sequence[Path]) -> object: ...
 
 
 class RateLimiter:
@@ -176,7 +213,8 @@ class ChatCore:
             )
             return Reply("error", ERROR_TEXT)
         self._remember(msg, Turn(question, answer.text))
-        return Reply("answer" if answer.found else "declined", answer.text, answer, answer_id)
+        return Reply("answer" if answer.found else "declined", answer.text, answer, answer_id,
+                     ask_person=answer_id is not None and self.helpdesk_chat(msg.platform) is not None)
 
     def admit(self, msg: IncomingMessage) -> Reply | None:
         """None when the sender may use the bot in this chat; otherwise the refusal to show."""
@@ -219,6 +257,136 @@ class ChatCore:
                         who.chat_id)
             return None
         return stored
+
+    def helpdesk_chat(self, platform: str) -> str | None:
+        """The help-desk conversation of ``platform``, when it and its responders are configured."""
+        return self.settings.helpdesk_chat(platform)
+
+    def index_kept_replies(self) -> None:
+        """Index the kept replies' folder (at start), so they are sources again after the index was rebuilt."""
+        if not self.settings.answers_dir.is_dir() or not any(map(self.helpdesk_chat, ("slack", "telegram"))):
+            return
+        try:
+            self._reindex()
+        except Exception:
+            logger.exception("could not index the kept replies in %s", self.settings.answers_dir)
+
+    async def escalate(self, answer_id: object, who: IncomingMessage, *, asker_name: str, reply_to: str,
+                       post: PostEscalation) -> Reply:
+        """An "Ask a person" click: the answer posted to the help desk by ``post``, once; or a refusal.
+
+        ``reply_to`` is the message of ``who``'s chat that replies will answer (Slack thread, Telegram message).
+        """
+        helpdesk = self.helpdesk_chat(who.platform)
+        stored = await asyncio.to_thread(self.answer_for, answer_id, who) if helpdesk else None
+        if helpdesk is None or stored is None:
+            return Reply("refused", UNAVAILABLE_TEXT)
+        try:
+            reserved = await asyncio.to_thread(
+                self.feedback.open_escalation, stored.id, asker_id=who.user_id, asker_name=asker_name,
+                reply_chat=who.chat_id, reply_to=reply_to, helpdesk_chat=helpdesk)
+        except sqlite3.Error:
+            logger.exception("could not store the escalation of answer %s", stored.id)
+            return Reply("error", ESCALATION_FAILED)
+        if reserved is None:
+            return Reply("escalated", ALREADY_ESCALATED, answer_id=stored.id)
+        try:
+            message, link = await post(stored, helpdesk)
+            await asyncio.to_thread(self.feedback.posted_escalation, reserved, message, link)
+        except Exception:
+            logger.exception("could not escalate answer %s to the help desk %s", stored.id, helpdesk)
+            with contextlib.suppress(sqlite3.Error):
+                await asyncio.to_thread(self.feedback.drop_escalation, reserved)
+            return Reply("error", ESCALATION_FAILED)
+        logger.info("escalated answer %s of %s user %s to %s", stored.id, who.platform, who.user_id, helpdesk)
+        return Reply("escalated", ESCALATED_TEXT, answer_id=stored.id)
+
+    def escalation_at(self, platform: str, chat_id: str, message: str) -> Escalation | None:
+        """The escalation posted as ``message`` of the help-desk ``chat_id``, or None (never raises)."""
+        if self.helpdesk_chat(platform) != chat_id:
+            return None
+        try:
+            return self.feedback.escalation_at(platform, chat_id, message)
+        except sqlite3.Error:
+            logger.exception("could not look up the escalation at %s %s", chat_id, message)
+            return None
+
+    async def relay(self, msg: IncomingMessage, thread: str, *, responder_name: str, reply_ref: str,
+                    post: PostRelay) -> Reply | None:
+        """A help-desk message replying to the escalation posted as ``thread``; None when it replies to none.
+
+        A listed responder's reply is passed to the asker by ``post``, then saved as a source named after
+        ``reply_ref`` (the reply's message id) and indexed; anybody else's is ignored.
+        """
+        escalation = await asyncio.to_thread(self.escalation_at, msg.platform, msg.chat_id, thread)
+        if escalation is None:
+            return None
+        text = sanitize(msg.text).strip()[:MAX_REPLY_CHARS]
+        if msg.user_id not in self.settings.responders(msg.platform) or not text:
+            logger.info("not relayed: %s user %s in the help desk is no responder (or wrote nothing)", msg.platform,
+                        msg.user_id)
+            return Reply("ignored", "")
+        try:
+            await post(escalation, RELAY_TEXT.format(responder=responder_name, text=text))
+        except Exception:
+            logger.exception("could not relay a reply to escalation %s", escalation.id)
+            return Reply("error", RELAY_FAILED)
+        kept = await asyncio.to_thread(self._keep, escalation, msg.user_id, responder_name, text, reply_ref)
+        if kept is None:
+            return Reply("relayed", RELAYED_UNSAVED)
+        path, reply_id = kept
+        return Reply("relayed", RELAYED_TEXT.format(document=path.name), kept=reply_id)
+
+    async def withdraw(self, reply_id: object, who: IncomingMessage) -> Reply:
+        """A Withdraw click under a kept reply: by a listed responder in the help desk, the reply's document is
+        deleted and unindexed, so it is never cited again; anything else gets a refusal."""
+        number = _answer_number(reply_id)
+        if (number is None or who.chat_id != self.helpdesk_chat(who.platform)
+                or who.user_id not in self.settings.responders(who.platform)):
+            return Reply("refused", UNAVAILABLE_TEXT)
+        try:
+            removed = await asyncio.to_thread(self._forget, number, who.platform)
+        except Exception:
+            logger.exception("could not withdraw kept reply %s", number)
+            return Reply("error", WITHDRAW_FAILED)
+        if not removed:
+            return Reply("refused", UNAVAILABLE_TEXT)
+        logger.info("%s user %s withdrew kept reply %s", who.platform, who.user_id, number)
+        return Reply("withdrawn", WITHDRAWN_TEXT)
+
+    def _keep(self, escalation: Escalation, responder_id: str, responder_name: str, text: str,
+              reply_ref: str) -> tuple[Path, int] | None:
+        """Save a relayed reply as a source, index its folder and record it; None when that failed."""
+        folder = self.settings.answers_dir
+        try:
+            path = answer_document(escalation, responder=responder_name, text=text, reply_ref=reply_ref,
+                                   folder=folder)
+            self._reindex()
+            reply_id = self.feedback.record_reply(escalation.id, responder_id=responder_id,
+                                                  responder_name=responder_name, text=text, document=str(path))
+        except Exception:
+            logger.exception("could not keep the reply to escalation %s as a source in %s", escalation.id, folder)
+            return None
+        logger.info("kept the reply to escalation %s as %s", escalation.id, path)
+        return path, reply_id
+
+    def _forget(self, reply_id: int, platform: str) -> bool:
+        """Delete a kept reply's document and unindex it; False when it is not kept (any more).
+
+        Marked withdrawn last, so a failure on the way leaves it kept and the button can be pressed again.
+        """
+        document = self.feedback.kept_document(reply_id, platform)
+        if document is None:
+            return False
+        Path(document).unlink(missing_ok=True)  # a person may have deleted it already
+        self._reindex()
+        self.feedback.withdraw_reply(reply_id)
+        return True
+
+    def _reindex(self) -> None:
+        # The whole folder: the index prunes what is gone from it, and picks up a person's edits.
+        if isinstance(self.responder, Indexer):
+            self.responder.index([self.settings.answers_dir])
 
     def _allowed(self, msg: IncomingMessage) -> bool:
         """Whether the allowlists let this message through; unknown platforms never pass.

@@ -1,4 +1,5 @@
-"""SQLite store of the questions asked, the answers given and the votes on them, shared by every front end.
+"""SQLite store of the questions asked, the answers given, the votes on them and the help desk's escalations
+and replies, shared by every front end.
 
 The database is ``feedback.db`` in the data directory. Its schema grows through append-only migrations:
 each ``mNNN_what_changed(db)`` function runs once, and the ``_migrations`` table records which have.
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.types import StoredAnswer, StoredCitation
+from bot.types import Escalation, StoredAnswer, StoredCitation
 from retrieval import Answer, RetrievalSettings
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,39 @@ def m002_answers_chat_and_team(db: sqlite3.Connection) -> None:
     db.execute(
         "UPDATE answers SET chat_id = CASE WHEN instr(conversation_id, ':') > 0"
         " THEN substr(conversation_id, 1, instr(conversation_id, ':') - 1) ELSE conversation_id END"
+    )
+
+
+@migration
+def m003_escalations_and_replies(db: sqlite3.Connection) -> None:
+    # One escalation per answer; its help-desk message is filled in once posted ("" while it is on its way).
+    db.execute(
+        """CREATE TABLE escalations (
+            id INTEGER PRIMARY KEY,
+            answer_id INTEGER NOT NULL UNIQUE REFERENCES answers(id),
+            platform TEXT NOT NULL,
+            asker_id TEXT NOT NULL,
+            asker_name TEXT NOT NULL,
+            reply_chat TEXT NOT NULL,
+            reply_to TEXT NOT NULL,
+            helpdesk_chat TEXT NOT NULL,
+            helpdesk_message TEXT NOT NULL,
+            link TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX escalations_message ON escalations(platform, helpdesk_chat, helpdesk_message)")
+    db.execute(
+        """CREATE TABLE helpdesk_replies (
+            id INTEGER PRIMARY KEY,
+            escalation_id INTEGER NOT NULL REFERENCES escalations(id),
+            responder_id TEXT NOT NULL,
+            responder_name TEXT NOT NULL,
+            text TEXT NOT NULL,
+            document TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            withdrawn_at TEXT
+        )"""
     )
 
 
@@ -202,6 +236,72 @@ class FeedbackStore:
                 (answer_id,),
             ).fetchone()
         return None if row is None else _stored_answer(row)
+
+    def open_escalation(self, answer_id: int, *, asker_id: str, asker_name: str, reply_chat: str, reply_to: str,
+                        helpdesk_chat: str) -> int | None:
+        """Reserve the escalation of an answer before it is posted; None when the answer was escalated already."""
+        with self._transaction() as db:
+            row = db.execute("SELECT platform FROM answers WHERE id = ?", (answer_id,)).fetchone()
+            if row is None:
+                return None
+            cursor = db.execute(
+                "INSERT INTO escalations (answer_id, platform, asker_id, asker_name, reply_chat, reply_to,"
+                " helpdesk_chat, helpdesk_message, link, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '', '', ?)"
+                " ON CONFLICT (answer_id) DO NOTHING",
+                (answer_id, row[0], asker_id, asker_name, reply_chat, reply_to, helpdesk_chat, _now()),
+            )
+        return int(cursor.lastrowid) if cursor.rowcount else None
+
+    def posted_escalation(self, escalation_id: int, helpdesk_message: str, link: str) -> None:
+        """Record the help-desk message an escalation was posted as, and the link to the asker's conversation."""
+        with self._transaction() as db:
+            db.execute("UPDATE escalations SET helpdesk_message = ?, link = ? WHERE id = ?",
+                       (helpdesk_message, link, escalation_id))
+
+    def drop_escalation(self, escalation_id: int) -> None:
+        """Forget an escalation that could not be posted, so the button can be pressed again."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM escalations WHERE id = ? AND helpdesk_message = ''", (escalation_id,))
+
+    def escalation_at(self, platform: str, helpdesk_chat: str, helpdesk_message: str) -> Escalation | None:
+        """The escalation posted as this help-desk message, or None."""
+        if not helpdesk_message:
+            return None
+        with self._lock:
+            row = self._db.execute(
+                "SELECT e.id, e.answer_id, e.platform, a.question, e.asker_id, e.asker_name, e.reply_chat,"
+                " e.reply_to, e.helpdesk_chat, e.helpdesk_message, e.link, e.created_at"
+                " FROM escalations e JOIN answers a ON a.id = e.answer_id"
+                " WHERE e.platform = ? AND e.helpdesk_chat = ? AND e.helpdesk_message = ?",
+                (platform, helpdesk_chat, helpdesk_message),
+            ).fetchone()
+        return None if row is None else Escalation(*row)
+
+    def record_reply(self, escalation_id: int, *, responder_id: str, responder_name: str, text: str,
+                     document: str) -> int:
+        """Store a responder's relayed reply and the document it was saved as; returns the reply's id."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO helpdesk_replies (escalation_id, responder_id, responder_name, text, document,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (escalation_id, responder_id, responder_name, text, document, _now()),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def kept_document(self, reply_id: int, platform: str) -> str | None:
+        """The document a reply of ``platform`` was saved as, while it is kept (not withdrawn); else None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT r.document FROM helpdesk_replies r JOIN escalations e ON e.id = r.escalation_id"
+                " WHERE r.id = ? AND e.platform = ? AND r.withdrawn_at IS NULL",
+                (reply_id, platform),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def withdraw_reply(self, reply_id: int) -> None:
+        """Mark a kept reply withdrawn: its document was deleted and unindexed."""
+        with self._transaction() as db:
+            db.execute("UPDATE helpdesk_replies SET withdrawn_at = ? WHERE id = ?", (_now(), reply_id))
 
     def stats(self, *, worst: int = 5) -> Stats:
         """Counts per platform and the ``worst`` answers with the most 👎."""

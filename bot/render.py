@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from bot.text import sanitize
+from bot.texts import ASK_PERSON_BUTTON, ESCALATION_LINK, ESCALATION_TEXT, WITHDRAW_BUTTON
 from bot.types import StoredAnswer, StoredCitation
 from retrieval import MARKER, NOT_FOUND_PHRASE, Answer, Citation
 
@@ -28,6 +29,10 @@ SLACK_CONTEXT_ELEMENTS = 10
 ACTION_SOURCES = "citebot_sources"
 ACTION_VOTE_UP = "citebot_vote_up"
 ACTION_VOTE_DOWN = "citebot_vote_down"
+ACTION_ASK_PERSON = "citebot_ask_person"
+ACTION_WITHDRAW = "citebot_withdraw"
+ESCALATION_QUESTION_CHARS = 600  # of the question in a help-desk post
+ESCALATION_ANSWER_CHARS = 2000  # of the answer the asker saw, in a help-desk post
 
 QUOTE_CHARS = 200  # quotes in a one-line source
 PAGE_QUOTE_CHARS = 1200  # quotes on the "Sources" pages
@@ -327,8 +332,9 @@ def _slack_sources(citations: Sequence[Citation]) -> list[dict]:
     return [_context(lines[i : i + step]) for i in range(0, len(lines), step)]
 
 
-def to_slack_blocks(answer: Answer, answer_id: int | None) -> tuple[str, list[dict]]:
-    """(notification text, blocks): the answer in sections, its sources, and the sources/vote buttons.
+def to_slack_blocks(answer: Answer, answer_id: int | None, *, ask_person: bool = False) -> tuple[str, list[dict]]:
+    """(notification text, blocks): the answer in sections, its sources, and the sources/vote buttons, with
+    "Ask a person" when ``ask_person``.
 
     Without an ``answer_id`` (the answer could not be stored) there are no buttons.
     """
@@ -339,6 +345,8 @@ def to_slack_blocks(answer: Answer, answer_id: int | None) -> tuple[str, list[di
         buttons = [_button("👍", ACTION_VOTE_UP, value), _button("👎", ACTION_VOTE_DOWN, value)]
         if answer.citations:
             buttons.insert(0, _button("Show sources", ACTION_SOURCES, value))
+        if ask_person:
+            buttons.append(_button(ASK_PERSON_BUTTON, ACTION_ASK_PERSON, value))
         actions = [{"type": "actions", "block_id": "citebot_actions", "elements": buttons}]
     sections = [_section(t) for t in _pack(_body(answer, _MRKDWN, SLACK_SECTION_LIMIT), SLACK_SECTION_LIMIT)]
     room = SLACK_MAX_BLOCKS - len(sources) - len(actions)
@@ -372,4 +380,35 @@ def telegram_draft(text: str) -> str:
 
 def slack_draft(text: str) -> str:
     """A streamed draft as Slack message text: escaped, within a section's limit."""
+    return slack_plain(text)
+
+
+def slack_plain(text: str) -> str:
+    """``text`` as Slack message text showing as written: escaped, within a section's limit."""
     return _mrkdwn_escape(clip(text, SLACK_SECTION_LIMIT, lambda s: width(_mrkdwn_escape(s))))
+
+
+# --- the help desk -----------------------------------------------------------------------------------
+
+
+def escalation_text(stored: StoredAnswer, *, asker: str, link: str, slack: bool) -> str:
+    """The help-desk post of an "Ask a person" click: who asked, the question and the answer text the asker saw.
+
+    ``asker`` is already in the platform's form (a Slack mention, a Telegram name). Only the answer's text goes,
+    no quotes of its sources: the help desk sees nothing of the documents the asker did not see. Telegram
+    gets plain text (sent without a parse mode); Slack's is escaped.
+    """
+    escape = _mrkdwn_escape if slack else _same
+    return ESCALATION_TEXT.format(
+        asker=asker,
+        question=escape(shorten(stored.question, ESCALATION_QUESTION_CHARS)),
+        answer=escape(clip(sanitize(stored.text), ESCALATION_ANSWER_CHARS)),
+        link=ESCALATION_LINK.format(link=link) if link else "",
+    )
+
+
+def kept_blocks_slack(text: str, reply_id: int) -> tuple[str, list[dict]]:
+    """(notification text, blocks): the help desk's confirmation that a reply was kept, with its Withdraw button."""
+    plain = slack_plain(text)
+    return plain, [_section(plain), {"type": "actions", "block_id": "citebot_kept",
+                                     "elements": [_button(WITHDRAW_BUTTON, ACTION_WITHDRAW, str(reply_id))]}]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -93,6 +94,22 @@ class BotSettings(BaseSettings):
         default_factory=list, description="Slack workspace (team) ids the bot serves; empty: any."
     )
 
+    slack_helpdesk_channel: str | None = Field(
+        None, description='Slack channel id that "Ask a person" posts to; unset: no such button on Slack.'
+    )
+    slack_responders: IdList = Field(
+        default_factory=list, description="Slack user ids whose help-desk replies are relayed and kept."
+    )
+    telegram_helpdesk_chat: int | None = Field(
+        None, description='Telegram group chat id that "Ask a person" posts to; unset: no such button on Telegram.'
+    )
+    telegram_responders: TelegramIdList = Field(
+        default_factory=list, description="Telegram user ids whose help-desk replies are relayed and kept."
+    )
+    helpdesk_answers_dir: Path | None = Field(
+        None, description="Folder the relayed replies are saved in as Markdown; unset: <data dir>-answers."
+    )
+
     rate_limit_questions: int = Field(
         5, ge=0, description="Questions one user may ask per window; 0 turns the limit off."
     )
@@ -107,6 +124,8 @@ class BotSettings(BaseSettings):
         "slack_allowed_channels",
         "slack_allowed_users",
         "slack_allowed_teams",
+        "slack_responders",
+        "telegram_responders",
         mode="before",
     )
     @classmethod
@@ -115,6 +134,25 @@ class BotSettings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @property
+    def answers_dir(self) -> Path:
+        """Where relayed replies are saved: beside the data dir, since the index never reads its own data dir."""
+        data = self.retrieval.data_dir
+        return self.helpdesk_answers_dir or data.with_name(f"{data.name}-answers")
+
+    def helpdesk_chat(self, platform: str) -> str | None:
+        """The help-desk conversation of ``platform`` ("slack", "telegram"), when it and its responders are set."""
+        if platform == "slack" and self.slack_helpdesk_channel and self.slack_responders:
+            return self.slack_helpdesk_channel
+        if platform == "telegram" and self.telegram_helpdesk_chat is not None and self.telegram_responders:
+            return str(self.telegram_helpdesk_chat)
+        return None
+
+    def responders(self, platform: str) -> set[str]:
+        """The user ids of ``platform`` whose help-desk replies are relayed and kept."""
+        listed = {"slack": self.slack_responders, "telegram": self.telegram_responders}.get(platform, [])
+        return {str(u) for u in listed}
 
     def secrets(self) -> list[str]:
         """Every configured token and secret (the retrieval settings' API key too), so logging can mask them."""

@@ -12,6 +12,10 @@ What users see:
 - ``/ask QUESTION`` is acknowledged at once (the command shows in the channel), then answered for the channel
   to see: a help desk's answers are shared knowledge, and a visible answer can carry buttons and a thread;
 - refusals, rate limits and usage hints go only to the asker (ephemeral); a failure gets a short apology;
+- with a help desk set up, every answer has "Ask a person": the question, the answer and who asked go to the
+  help-desk channel with a link to the conversation (``chat.getPermalink``); a listed responder's reply in that
+  post's thread goes back to the asker's thread, attributed, and becomes a source (``ChatCore.relay``) until a
+  responder presses Withdraw under the bot's confirmation;
 - a language-model answer to a mention or direct message is shown while it is written: its first words are
   posted where the answer goes, updated about once a second (``bot.streaming``), and that message is then
   updated into the verified answer with its sources and buttons. ``/ask`` answers arrive complete.
@@ -44,6 +48,7 @@ from bot.settings import BotSettings, reveal
 from bot.slack_http import http_server
 from bot.streaming import LivePreview
 from bot.texts import ERROR_TEXT
+from bot.types import Escalation, StoredAnswer
 from retrieval import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -84,6 +89,8 @@ def register(app: App, core: ChatCore) -> None:
     app.action(render.ACTION_SOURCES)(listeners.show_sources)
     app.action(render.ACTION_VOTE_UP)(listeners.record_vote)
     app.action(render.ACTION_VOTE_DOWN)(listeners.record_vote)
+    app.action(render.ACTION_ASK_PERSON)(listeners.ask_person)
+    app.action(render.ACTION_WITHDRAW)(listeners.withdraw)
     app.error(listeners.log_error)
 
 
@@ -135,13 +142,18 @@ class _Listeners:
         return next()
 
     def answer_mention(self, event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-        """Answer a mention in the thread of the asking message."""
+        """Answer a mention in the thread of the asking message; in an escalation's thread it is a reply."""
+        if event.get("thread_ts") and self.core.escalation_at("slack", event["channel"], event["thread_ts"]):
+            return  # its message event relays it
         thread_ts = event.get("thread_ts") or event["ts"]
         self._answer(event, context, client, thread_ts=thread_ts, conversation=f"{event['channel']}:{thread_ts}")
 
     def answer_direct_message(self, event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-        """Answer a direct message where it was sent: in the conversation, or in its thread."""
-        if event.get("channel_type") != "im":
+        """Answer a direct message where it was sent: in the conversation, or in its thread.
+
+        A reply in an escalation's thread of the help-desk channel is relayed instead.
+        """
+        if self._relay(event, context, client) or event.get("channel_type") != "im":
             return
         thread_ts = event.get("thread_ts")
         conversation = f"{event['channel']}:{thread_ts}" if thread_ts else event["channel"]
@@ -191,6 +203,38 @@ class _Listeners:
         reply = asyncio.run(self.core.vote(action.get("value"), _clicker(body, context), vote))
         _whisper(body, client, respond, text=reply.text)
 
+    def ask_person(self, ack: Callable[..., Any], body: dict[str, Any], action: dict[str, Any],
+                   context: BoltContext, client: WebClient, respond: Callable[..., Any]) -> None:
+        """Post the question and its answer to the help-desk channel; tell the clicker privately."""
+        ack()
+        who = _clicker(body, context)
+        container = body.get("container", {})
+        message_ts = container.get("message_ts", "")
+        thread_ts = container.get("thread_ts") or body.get("message", {}).get("thread_ts") or message_ts
+        asker = f"<@{who.user_id}>"
+
+        async def post(stored: StoredAnswer, helpdesk: str) -> tuple[str, str]:
+            link = await asyncio.to_thread(_permalink, client, who.chat_id, message_ts)
+            text = render.escalation_text(stored, asker=asker, link=link, slack=True)
+            response = await asyncio.to_thread(client.chat_postMessage, channel=helpdesk, text=text,
+                                               unfurl_links=False, unfurl_media=False)
+            return str(response["ts"]), link
+
+        reply = asyncio.run(self.core.escalate(action.get("value"), who, asker_name=asker, reply_to=thread_ts,
+                                               post=post))
+        _whisper(body, client, respond, text=reply.text)
+
+    def withdraw(self, ack: Callable[..., Any], body: dict[str, Any], action: dict[str, Any],
+                 context: BoltContext, client: WebClient, respond: Callable[..., Any]) -> None:
+        """A responder's Withdraw click: the kept reply is no source any more; its confirmation says so."""
+        ack()
+        reply = asyncio.run(self.core.withdraw(action.get("value"), _clicker(body, context)))
+        message_ts = (body.get("container") or {}).get("message_ts")
+        if reply.kind == "withdrawn" and message_ts:
+            client.chat_update(channel=body["channel"]["id"], ts=message_ts, text=reply.text, blocks=[])
+        else:
+            _whisper(body, client, respond, text=reply.text)
+
     def log_error(self, error: Exception, body: dict[str, Any], client: WebClient) -> None:
         """Log a failed listener with what it handled (never the payload: it may carry tokens); apologise."""
         event = body.get("event") or {}
@@ -220,6 +264,30 @@ class _Listeners:
         _show(reply, post=draft.replace if draft.ts else draft.post,
               whisper=lambda text: client.chat_postEphemeral(channel=channel, user=user, text=text,
                                                              thread_ts=thread_ts))
+
+    def _relay(self, event: dict[str, Any], context: BoltContext, client: WebClient) -> bool:
+        """Pass a reply in an escalation's thread on to the asker; whether the message was such a reply."""
+        channel, thread_ts = event.get("channel", ""), event.get("thread_ts")
+        if (not thread_ts or event.get("bot_id") or event.get("subtype") not in _PERSON_SUBTYPES
+                or self.core.escalation_at("slack", channel, thread_ts) is None):
+            return False
+        user = event.get("user", "")
+        msg = IncomingMessage("slack", f"{channel}:{thread_ts}", user, _question(event.get("text", ""),
+                              context.bot_user_id), channel, context.team_id or "")
+
+        async def post(escalation: Escalation, text: str) -> None:
+            await asyncio.to_thread(client.chat_postMessage, channel=escalation.reply_chat,
+                                    thread_ts=escalation.reply_to, text=render.slack_plain(text),
+                                    unfurl_links=False, unfurl_media=False)
+
+        reply = asyncio.run(self.core.relay(msg, thread_ts, responder_name=_display_name(client, user),
+                                            reply_ref=event.get("ts", ""), post=post))
+        if reply is not None and reply.kept is not None:
+            text, blocks = render.kept_blocks_slack(reply.text, reply.kept)
+            client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=blocks)
+        elif reply is not None and reply.text:
+            client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=render.slack_plain(reply.text))
+        return reply is not None
 
     async def _handle_streaming(self, msg: IncomingMessage, draft: _Draft) -> Reply:
         """The core's reply, the answer shown in ``draft`` while a language model writes it."""
@@ -262,7 +330,7 @@ class _Draft:
 def _show(reply: Reply, *, post: Callable[..., Any], whisper: Callable[[str], Any]) -> None:
     """An answer (or an apology) for everyone; a refusal, rate limit or usage hint only for the asker."""
     if reply.answer is not None:
-        text, blocks = render.to_slack_blocks(reply.answer, reply.answer_id)
+        text, blocks = render.to_slack_blocks(reply.answer, reply.answer_id, ask_person=reply.ask_person)
         post(text=text, blocks=blocks)
     elif reply.kind == "error":
         post(text=reply.text)
@@ -285,6 +353,26 @@ def _whisper(body: dict[str, Any], client: WebClient, respond: Callable[..., Any
     channel, user = (body.get("channel") or {}).get("id"), (body.get("user") or {}).get("id")
     if channel and user:
         client.chat_postEphemeral(channel=channel, user=user, **message)
+
+
+def _permalink(client: WebClient, channel: str, ts: str) -> str:
+    """A link to the message ``ts`` of ``channel``; "" when Slack gives none (the escalation goes without)."""
+    try:
+        return str(client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+    except (SlackApiError, KeyError) as exc:
+        logger.warning("no permalink for %s in %s: %s", ts, channel, exc)
+        return ""
+
+
+def _display_name(client: WebClient, user: str) -> str:
+    """"@name" of a Slack user (``users.info``, needs users:read); "@<user id>" when Slack does not tell."""
+    try:
+        found = client.users_info(user=user)["user"]
+        name = found.get("profile", {}).get("display_name") or found.get("name") or user
+    except (SlackApiError, KeyError) as exc:
+        logger.warning("no name for Slack user %s: %s", user, exc)
+        name = user
+    return f"@{name}"
 
 
 def _react(client: WebClient, channel: str, ts: str) -> None:

@@ -7,6 +7,10 @@ Telegram message becomes an ``IncomingMessage``, the core's ``Reply`` becomes Te
 the bot, replies to one of its messages or starts with ``/ask``. Edited messages, channel posts and other
 bots' messages are ignored.
 
+With a help desk set up, every answer has "Ask a person": the question, the answer and who asked go to the
+help-desk group; a listed responder's reply to that post goes back to the asker's chat, attributed, and
+becomes a source (``ChatCore.relay``) until a responder presses Withdraw under the bot's confirmation.
+
 A language-model answer is shown while it is written: its first words arrive as a plain-text reply to the
 question, edited about once a second (``bot.streaming``), and that message then becomes the verified answer
 with its sources and buttons. Extractive answers are sent once, complete.
@@ -35,6 +39,7 @@ from telegram import (
     MessageEntity,
     ReplyParameters,
     Update,
+    User,
 )
 from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
@@ -54,6 +59,7 @@ from bot.core import ChatCore, IncomingMessage, Reply
 from bot.settings import BotSettings, reveal
 from bot.streaming import LivePreview
 from bot.texts import (
+    ASK_PERSON_BUTTON,
     ASK_USAGE,
     COMMAND_USAGE,
     HELP_TEXT,
@@ -62,7 +68,9 @@ from bot.texts import (
     START_TEXT,
     TEXT_ONLY,
     UNAVAILABLE_TEXT,
+    WITHDRAW_BUTTON,
 )
+from bot.types import Escalation, StoredAnswer
 from retrieval import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -89,6 +97,8 @@ _CORE = "citebot_core"  # bot_data key
 _REFUSED = "citebot_refused"  # chat_data key: this chat has had its one refusal
 _SOURCES = re.compile(r"src:(\d+)(?::(\d{1,6}))?")  # "src:<answer>" opens the sources, "src:<answer>:<page>" pages
 _VOTE = re.compile(r"vote:(\d+):(-?1)")
+_ASK = re.compile(r"ask:(\d+)")
+_FORGET = re.compile(r"forget:(\d+)")
 _TAG = re.compile(r"<[^>]*>")  # document text is escaped, so every tag in our HTML is our own markup
 _MARKUP_ERROR = re.compile(r"pars|entit|tag", re.IGNORECASE)
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -145,6 +155,8 @@ def build_application(core: ChatCore, settings: BotSettings) -> Application:
         MessageHandler(new & private & filters.ATTACHMENT, reject_non_text),
         CallbackQueryHandler(show_sources, pattern=_SOURCES),
         CallbackQueryHandler(vote, pattern=_VOTE),
+        CallbackQueryHandler(ask_person, pattern=_ASK),
+        CallbackQueryHandler(withdraw, pattern=_FORGET),
         CallbackQueryHandler(expire_button),
     ])
     application.add_error_handler(log_error)
@@ -226,6 +238,8 @@ async def answer_message(update: Update, context: Context) -> None:
         return
     if message.chat.type == ChatType.PRIVATE:
         await _answer(update, context, message.text)
+    elif await _relayed(update, context):
+        return
     elif _addressed(message, context.bot):
         await _answer(update, context, _strip_mention(message.text, context.bot.username))
 
@@ -280,6 +294,40 @@ async def vote(update: Update, context: Context) -> None:
         return
     reply = await _core(context).vote(match[1], who, int(match[2]))
     await query.answer(reply.text)
+
+
+async def ask_person(update: Update, context: Context) -> None:
+    """Post the question and its answer to the help-desk group; tell the presser privately."""
+    query, who = update.callback_query, _presser(update)
+    match = _ASK.fullmatch(query.data or "") if query else None
+    if query is None or who is None or match is None or not isinstance(query.message, Message):
+        await expire_button(update, context)
+        return
+    answer, asker = query.message, _name(query.from_user)
+
+    async def post(stored: StoredAnswer, helpdesk: str) -> tuple[str, str]:
+        link = _message_link(answer)
+        sent = await context.bot.send_message(int(helpdesk), render.escalation_text(stored, asker=asker, link=link,
+                                                                                    slack=False),
+                                              link_preview_options=_NO_PREVIEW)
+        return str(sent.message_id), link
+
+    reply = await _core(context).escalate(match[1], who, asker_name=asker, reply_to=str(answer.message_id),
+                                          post=post)
+    await query.answer(reply.text)
+
+
+async def withdraw(update: Update, context: Context) -> None:
+    """A responder's Withdraw press: the kept reply is no source any more; its confirmation says so."""
+    query, who = update.callback_query, _presser(update)
+    match = _FORGET.fullmatch(query.data or "") if query else None
+    if query is None or who is None or match is None:
+        await expire_button(update, context)
+        return
+    reply = await _core(context).withdraw(match[1], who)
+    await query.answer(reply.text)
+    if reply.kind == "withdrawn":
+        await query.edit_message_text(reply.text)
 
 
 async def expire_button(update: Update, context: Context) -> None:
@@ -359,6 +407,45 @@ async def _refuse(message: Message, context: Context, refusal: Reply) -> None:
     if context.chat_data is not None and not context.chat_data.get(_REFUSED):
         context.chat_data[_REFUSED] = True
         await message.reply_text(refusal.text, reply_parameters=_reply_to(message))
+
+
+async def _relayed(update: Update, context: Context) -> bool:
+    """Pass a reply to an escalation in the help-desk group on to the asker; whether it was such a reply."""
+    message, sender, core = update.effective_message, update.effective_user, _core(context)
+    replied = message.reply_to_message if message else None
+    if (message is None or replied is None or sender is None or message.text is None
+            or core.escalation_at(PLATFORM, str(message.chat.id), str(replied.message_id)) is None):
+        return False
+    msg = IncomingMessage(PLATFORM, str(message.chat.id), str(sender.id),
+                          _strip_mention(message.text, context.bot.username), chat_id=str(message.chat.id))
+
+    async def post(escalation: Escalation, text: str) -> None:
+        await context.bot.send_message(
+            int(escalation.reply_chat), render.clip(text, render.TELEGRAM_LIMIT), link_preview_options=_NO_PREVIEW,
+            reply_parameters=ReplyParameters(message_id=int(escalation.reply_to), allow_sending_without_reply=True))
+
+    reply = await core.relay(msg, str(replied.message_id), responder_name=_name(sender),
+                             reply_ref=str(message.message_id), post=post)
+    if reply is not None and reply.text:
+        markup = None if reply.kept is None else InlineKeyboardMarkup(
+            [[InlineKeyboardButton(WITHDRAW_BUTTON, callback_data=f"forget:{reply.kept}")]])
+        await message.reply_text(reply.text, reply_parameters=_reply_to(message), reply_markup=markup)
+    return reply is not None
+
+
+def _name(person: User) -> str:
+    """How the help desk names someone: their @username, else their name."""
+    return f"@{person.username}" if person.username else person.full_name
+
+
+def _message_link(message: Message) -> str:
+    """A t.me link to ``message`` for the members of its chat; "" where Telegram has none (private chats)."""
+    chat = message.chat
+    if chat.username:
+        return f"https://t.me/{chat.username}/{message.message_id}"
+    if str(chat.id).startswith("-100"):  # a supergroup: its members can open /c/ links
+        return f"https://t.me/c/{str(chat.id)[4:]}/{message.message_id}"
+    return ""
 
 
 def _addressed(message: Message, bot: Bot) -> bool:
@@ -482,7 +569,8 @@ async def _html_or_plain(send: Callable[..., Awaitable[T]], text: str) -> T:
 
 
 def _answer_keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
-    """Sources (when something is cited), 👍 and 👎; none when the answer could not be stored."""
+    """Sources (when something is cited), 👍 and 👎, then "Ask a person" with a help desk; none when the
+    answer could not be stored."""
     if reply.answer_id is None:
         return None
     n = reply.answer_id
@@ -490,7 +578,10 @@ def _answer_keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
                InlineKeyboardButton("👎", callback_data=f"vote:{n}:-1")]
     if reply.answer and reply.answer.citations:
         buttons.insert(0, InlineKeyboardButton("Sources", callback_data=f"src:{n}"))
-    return InlineKeyboardMarkup([buttons])
+    rows = [buttons]
+    if reply.ask_person:
+        rows.append([InlineKeyboardButton(ASK_PERSON_BUTTON, callback_data=f"ask:{n}")])
+    return InlineKeyboardMarkup(rows)
 
 
 def _pager(answer_id: int, page: int, pages: int) -> InlineKeyboardMarkup | None:

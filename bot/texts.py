@@ -28,3 +28,21 @@ ASK_USAGE = "Put your question after the command, for example: /ask What are the
 COMMAND_USAGE = "I know /ask, /help and /start; or just send me your question."
 NOTHING_INDEXED = "Nothing is indexed yet: ask the bot's administrator to run `citebot index`."
 INDEXED_EXAMPLES = "{count} indexed, for example:\n{listed}{more}"
+
+# Help desk ("Ask a person")
+ASK_PERSON_BUTTON = "Ask a person"
+ESCALATION_TEXT = (
+    "{asker} asked a person.\n\nQuestion: {question}\n\nMy answer: {answer}\n\n{link}"
+    "Reply to this message (in its thread on Slack) and I will pass your answer on and keep it as a source."
+)
+ESCALATION_LINK = "Original conversation: {link}\n\n"
+ESCALATED_TEXT = "I asked the help desk; a person's answer will appear here."
+ALREADY_ESCALATED = "The help desk has been asked about this answer already."
+ESCALATION_FAILED = "Sorry, I could not reach the help desk. Please try again in a moment."
+RELAY_TEXT = "Answer from {responder}: {text}"
+RELAYED_TEXT = "Passed on to the asker, and saved as a source ({document}) for the next similar question."
+RELAYED_UNSAVED = "Passed on to the asker; saving it as a source failed (see the bot's log)."
+RELAY_FAILED = "Sorry, I could not pass this on to the asker. Please reply again in a moment."
+WITHDRAW_BUTTON = "Withdraw"
+WITHDRAWN_TEXT = "Withdrawn: that answer is no longer a source."
+WITHDRAW_FAILED = "Sorry, I could not withdraw that answer. Please try again in a moment."

@@ -66,3 +66,26 @@ class StoredAnswer:
     chat_id: str = ""  # telegram chat / slack channel the answer was given in
     team_id: str = ""  # slack workspace
     withdrawn: int = 0
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """An answer someone asked a person about: where it went in the help desk and where replies go back.
+
+    ``reply_chat`` and ``reply_to`` name the asker's conversation and the message (Slack thread ts, Telegram
+    message id) a relayed reply answers; ``helpdesk_message`` is the post in the help-desk conversation whose
+    thread (Slack) or replies (Telegram) carry the responders' answers.
+    """
+
+    id: int
+    answer_id: int
+    platform: str
+    question: str
+    asker_id: str
+    asker_name: str
+    reply_chat: str
+    reply_to: str
+    helpdesk_chat: str
+    helpdesk_message: str
+    link: str
+    created_at: str

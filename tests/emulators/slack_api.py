@@ -7,7 +7,8 @@
 
 - ``POST /api/<method>``: the Web API. Form or JSON bodies; the ``Authorization: Bearer`` token must be the
   bot token (the app token for ``apps.connections.open``). ``auth.test``, ``chat.postMessage``,
-  ``chat.postEphemeral``, ``chat.update``, ``reactions.add`` and ``views.open`` answer as Slack does; every
+  ``chat.postEphemeral``, ``chat.update``, ``chat.getPermalink``, ``reactions.add``, ``users.info`` (of the
+  people a test puts in ``users``: id -> display name) and ``views.open`` answer as Slack does; every
   call is recorded. ``fail_next(method)`` makes the next call answer ``429`` with ``Retry-After``
   (``ratelimited``) or another Slack error such as ``not_in_channel``.
 - ``POST /respond/<name>``: stands in for the ``response_url`` of slash commands and button clicks; recorded as
@@ -36,12 +37,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Call:
-    """One request the bot made: the Web API method (or ``"response_url"``), its arguments, and whether it
-    succeeded."""
+    """One request the bot made: the Web API method (or ``"response_url"``), its arguments, whether it
+    succeeded and what the emulator answered."""
 
     method: str
     args: dict[str, Any]
     ok: bool
+    response: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class SlackEmulator:
         self.bot_token, self.app_token = bot_token, app_token
         self.team_id, self.bot_user_id, self.bot_id = team_id, bot_user_id, bot_id
         self.url = ""
+        self.users: dict[str, str] = {}  # user id -> display name, for users.info
         self.acks: list[dict[str, Any]] = []
         self._calls: list[Call] = []
         self._failures: defaultdict[str, deque[_Failure]] = defaultdict(deque)
@@ -182,7 +185,7 @@ class SlackEmulator:
             return web.json_response({"ok": False, "error": failure.error}, status=failure.status,
                                      headers=headers)
         body = self._answer(method, args)
-        self._record(Call(method, args, body["ok"]))
+        self._record(Call(method, args, body["ok"], body))
         return web.json_response(body)
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +199,16 @@ class SlackEmulator:
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts", ts), "message": message}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": ts}
+        if method == "chat.getPermalink":
+            channel, ts = args.get("channel", ""), str(args.get("message_ts", ""))
+            return {"ok": True, "channel": channel,
+                    "permalink": f"https://emulated.slack.com/archives/{channel}/p{ts.replace('.', '')}"}
+        if method == "users.info":
+            user = args.get("user", "")
+            if user not in self.users:
+                return {"ok": False, "error": "user_not_found"}
+            return {"ok": True, "user": {"id": user, "name": self.users[user].lower(),
+                                         "profile": {"display_name": self.users[user]}}}
         if method == "reactions.add":
             return {"ok": True}
         if method == "views.open":

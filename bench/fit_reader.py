@@ -12,9 +12,10 @@ fitted on the tune fold only:
 3. the sentence model over all features, on those candidates;
 4. the answerable model (question level), labels: 1 for each question asked of the full index, 0 for the
    same question asked of the collection that lacks its paper (``answer_eval.without_documents``), and 0 for
-   an *entity-swapped* copy asked of the full index: its rarest word replaced by the rarest word of another
-   tune question ("What is the main cause of carrageenan infection in children?"), the near-topic question
-   about something the documents never mention that in-domain COVID-QA alone cannot teach;
+   an *entity-swapped* copy asked of the full index: its rarest word replaced by a rare word that no paper of
+   the corpus uses, taken from another dataset's questions (SciFact's: "What is the main cause of
+   osteoclastogenesis in children?"), the near-topic question about something the documents never mention,
+   which in-domain COVID-QA alone cannot teach;
 5. the decline threshold (the most declines of unanswerable questions with at most 10% of answerable ones
    declined) and the support threshold (the best holds-gold with the mean answer at most 66 words), replayed
    through ``answer.compose`` itself.
@@ -81,21 +82,28 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> dict:
             "weights": w[:-1].tolist(), "bias": float(w[-1])}
 
 
-def swap_entities(questions: dict[str, str]) -> dict[str, str]:
-    """Each question with its rarest word replaced by the rarest word of another question (seeded)."""
-    rarest = {}
+def swap_entities(questions: dict[str, str], donors: list[str], vocabulary: set[str]) -> dict[str, str]:
+    """Each question with its rarest word replaced by a rare word the corpus never uses (seeded)."""
+    unknown = sorted({w for w in donors if analyze(w) and analyze(w)[0] not in vocabulary and reader.rarity(w) > 5})
+    rng = random.Random(0)
+    out = {}
     for q, text in questions.items():
         words = analyze(text, stem=False)
-        if words:
-            rarest[q] = max(words, key=reader.rarity)
-    ids = sorted(rarest)
-    donors = ids[1:] + ids[:1]
-    random.Random(0).shuffle(donors)
-    out = {}
-    for q, donor in zip(ids, donors, strict=True):
-        if rarest[donor] != rarest[q]:
-            out[q] = re.sub(rf"(?i)\b{re.escape(rarest[q])}\b", rarest[donor], questions[q], count=1)
+        if words and unknown:
+            rarest = max(words, key=reader.rarity)
+            out[q] = re.sub(rf"(?i)\b{re.escape(rarest)}\b", rng.choice(unknown), text, count=1)
     return out
+
+
+def donor_words(path: Path) -> list[str]:
+    """The rarest word of each query in another dataset's ``queries.jsonl``."""
+    words = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            found = analyze(json.loads(line)["text"], stem=False)
+            if found:
+                words.append(max(found, key=reader.rarity))
+    return words
 
 
 class _Cached:
@@ -128,6 +136,8 @@ def open_pipelines(folder: Path) -> tuple[evaluate.Dataset, dict[str, Gold], Pip
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", type=Path)
+    parser.add_argument("--swap-words", type=Path, help="queries.jsonl of another dataset, for entity-swapped "
+                        "questions (default: the scifact folder beside the dataset)")
     args = parser.parse_args()
     t0 = time.time()
     RESULTS.mkdir(exist_ok=True)
@@ -138,7 +148,9 @@ def main() -> None:
     print(f"{len(golds)} questions: {len(tune)} tune, {len(golds) - len(tune)} held")
 
     searched = {q: full.search(data.queries[q], k=settings.read_k).passages for q in golds}
-    swapped = swap_entities({q: data.queries[q] for q in tune})
+    vocabulary = {t for title, text in data.corpus.values() for t in analyze(f"{title} {text}")}
+    donors = donor_words(args.swap_words or args.dataset.parent / "scifact" / "queries.jsonl")
+    swapped = swap_entities({q: data.queries[q] for q in tune}, donors, vocabulary)
     swapped_passages = {q: full.search(text, k=settings.read_k).passages for q, text in swapped.items()}
     void = {q: variants[half(g.doc_id)].search(data.queries[q], k=settings.read_k).passages for q, g in golds.items()}
 

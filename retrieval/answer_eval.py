@@ -130,18 +130,16 @@ class AnswerScores:
         rows = [r for r in self.answered if which in (None, r["fold"])]
         void = [r for r in self.unanswerable if which in (None, r["fold"])]
         found = [r for r in rows if not r["declined"]]
-        out = {
+        return {
             "questions": len(rows),
             "holds_gold": _share(r["holds"] for r in rows),
             "first_sentence_holds_gold": _share(r["first"] for r in rows),
             "mean_words": statistics.fmean(r["words"] for r in found) if found else 0.0,
             "drawn_on": _share(r["drawn"] for r in rows),
             "declined_answerable": _share(r["declined"] for r in rows),
+            "unanswerable_questions": len(void),
+            "declined_unanswerable": _share(r["declined"] for r in void),
         }
-        if void:
-            out["unanswerable_questions"] = len(void)
-            out["declined_unanswerable"] = _share(r["declined"] for r in void)
-        return out
 
 
 def _share(flags: Iterable[bool]) -> float:

@@ -6,6 +6,7 @@ import pytest
 
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
+from retrieval.store import root_key
 
 SEEDS = Path(__file__).parent.parent / "seeds"
 
@@ -83,7 +84,8 @@ def test_sync_interrupted_rewrite_is_completed_without_duplicates(pipeline: Pipe
     pipeline.index([folder])
     full = sorted(c.id for c in pipeline.store.scan())
     assert len(full) > 2
-    # A run killed half-way through writing leaves some of the document's chunks missing.
+    # A run killed half-way through rewriting the document: it was marked pending, half its chunks are gone.
+    pipeline.store.catalog.mark_pending(root_key(str(folder.resolve())), ["review.txt"])
     pipeline.store._collection.delete(ids=full[: len(full) // 2])
     report = pipeline.index([folder])
     assert report.updated == ["review.txt"]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from bot.core import ChatCore, TokenCallback, Turn
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
+from retrieval import owner
+from retrieval.errors import StoreError
 from retrieval.pipeline import Pipeline
+from retrieval.prompts import STORE_SERVED_ERROR
 from retrieval.types import Answer
 
 
@@ -30,3 +34,31 @@ def build_core(settings: BotSettings, *, pipeline: Pipeline | None = None) -> Ch
     """A chat core over the index ``settings`` point at (or over ``pipeline``)."""
     pipeline = pipeline or Pipeline(settings.retrieval)
     return ChatCore(PipelineResponder(pipeline), settings, FeedbackStore.open(settings.retrieval))
+
+
+@contextmanager
+def serving(settings: BotSettings, command: str, *, on_wait: Callable[[owner.Holder], None]) -> Iterator[ChatCore]:
+    """The chat core of a process that serves questions until the block ends.
+
+    With an embedded store the process owns it: it holds the store lock (waiting, with ``on_wait``, for a
+    ``citebot index`` that holds it) and indexes the paths ``citebot index`` hands it, in a thread of its own.
+    A second serving process on the same data dir is refused. With a Chroma server nothing is locked.
+    """
+    if settings.retrieval.chroma_host:
+        yield build_core(settings)
+        return
+    data_dir = settings.retrieval.data_dir
+    lock = owner.StoreLock(data_dir)
+    other = owner.acquire(lock, owner.SERVE, command, on_wait, until=lambda h: h.role == owner.SERVE)
+    if other is not None:
+        raise StoreError(STORE_SERVED_ERROR.format(command=other.command, pid=other.pid, data_dir=data_dir))
+    try:
+        pipeline = Pipeline(settings.retrieval)
+        service = owner.IndexService(owner.IndexRequests(data_dir), lambda paths: pipeline.index(paths).lines())
+        service.start()
+        try:
+            yield build_core(settings, pipeline=pipeline)
+        finally:
+            service.stop()
+    finally:
+        lock.release()

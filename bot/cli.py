@@ -9,7 +9,7 @@ import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
@@ -20,13 +20,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bot import logs, render, slack_adapter, telegram_adapter
-from bot.app import build_core
+from bot.app import serving
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
 from bot.streaming import Draft
-from retrieval import evaluate
+from retrieval import evaluate, owner
 from retrieval.errors import CitebotError
 from retrieval.pipeline import Pipeline
+from retrieval.prompts import HANDED_TO_SERVER_NOTICE, STORE_SERVED_ERROR, WAITING_FOR_WRITER_NOTICE
 from retrieval.settings import RetrievalSettings
 from retrieval.sync import ProgressFn
 
@@ -72,15 +73,55 @@ def _progress_bar() -> Iterator[ProgressFn]:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def index(paths: tuple[Path, ...]) -> None:
-    """Index files and folders (incremental: only changed documents are embedded)."""
-    pipeline = _pipeline()
-    with _progress_bar() as progress:
-        report = pipeline.index(paths, progress=progress)
-    click.echo(f"Indexed: {report.summary()}")
-    for skipped in report.skipped:
-        click.echo(f"  skipped {skipped.source}: {skipped.reason}")
-    for source in report.removed:
-        click.echo(f"  removed {source}")
+    """Index files and folders (incremental: only changed documents are embedded).
+
+    When a bot serves the same data dir, the bot does the indexing and this command shows its report.
+    """
+    settings = RetrievalSettings()
+    with _writing(settings, "citebot index", handoff=list(paths)) as lines:
+        if lines is None:
+            with _progress_bar() as progress:
+                lines = Pipeline(settings).index(paths, progress=progress).lines()
+    for line in lines:
+        click.echo(line)
+
+
+def _waiting(data_dir: Path) -> Callable[[owner.Holder], None]:
+    def say(holder: owner.Holder) -> None:
+        click.echo(WAITING_FOR_WRITER_NOTICE.format(command=holder.command, pid=holder.pid, data_dir=data_dir),
+                   err=True)
+
+    return say
+
+
+@contextmanager
+def _writing(settings: RetrievalSettings, command: str, *, handoff: list[Path] | None = None,
+             ) -> Iterator[list[str] | None]:
+    """Hold the embedded store's write lock for the block, which gets None; or, when a bot serves the store
+    and ``handoff`` paths are given, have the bot index them and give the block its report lines."""
+    if settings.chroma_host:
+        yield None
+        return
+    lock, data_dir = owner.StoreLock(settings.data_dir), settings.data_dir
+    while True:
+        server = owner.acquire(lock, owner.INDEX, command, _waiting(data_dir), until=lambda h: h.role == owner.SERVE)
+        if server is None:
+            break
+        if handoff is None:
+            raise click.ClickException(STORE_SERVED_ERROR.format(command=server.command, pid=server.pid,
+                                                                 data_dir=data_dir))
+        click.echo(HANDED_TO_SERVER_NOTICE.format(command=server.command, pid=server.pid, data_dir=data_dir),
+                   err=True)
+        requests = owner.IndexRequests(data_dir)
+        lines = requests.wait(requests.submit(handoff), alive=lambda: not lock.is_free())
+        if lines is not None:
+            yield lines
+            return
+        # The bot stopped before it was done: index here.
+    try:
+        yield None
+    finally:
+        lock.release()
 
 
 @cli.command()
@@ -140,8 +181,9 @@ def eval_(dataset: Path, modes: tuple[str, ...], as_json: bool) -> None:
         data = evaluate.load_beir(dataset)
     except (OSError, KeyError, ValueError) as exc:
         raise click.ClickException(f"{dataset} is not a BEIR-layout folder: {exc}") from exc
-    pipeline = Pipeline(evaluate.dataset_settings(data, RetrievalSettings()))
-    with _progress_bar() as progress:
+    settings = evaluate.dataset_settings(data, RetrievalSettings())
+    with _writing(settings, "citebot eval"), _progress_bar() as progress:
+        pipeline = Pipeline(settings)
         report = pipeline.index_documents(f"beir:{data.name}", data.documents(), progress=progress)
     click.echo(f"Indexed {data.name}: {report.summary()}", err=True)
     results = [evaluate.run_queries(pipeline.searcher, data, m) for m in modes or ("dense", "keyword", "hybrid")]
@@ -164,18 +206,20 @@ def slack(http: bool) -> None:
     """Run the Slack bot: Socket Mode by default, no public URL needed."""
     settings = BotSettings()
     url = f"http://{settings.slack_http_host}:{settings.slack_http_port}{slack_adapter.EVENTS_PATH}"
-    click.echo(f"Starting the Slack bot ({f'HTTP mode on {url}' if http else 'Socket Mode'}); Ctrl+C stops it.",
-               err=True)
-    slack_adapter.serve(settings, http=http)
+    with serving(settings, "citebot slack", on_wait=_waiting(settings.retrieval.data_dir)) as core:
+        click.echo(f"Starting the Slack bot ({f'HTTP mode on {url}' if http else 'Socket Mode'}); Ctrl+C stops it.",
+                   err=True)
+        slack_adapter.serve(settings, http=http, core=core)
 
 
 @cli.command()
 def telegram() -> None:
     """Run the Telegram bot: long polling, or a webhook when CITEBOT_TELEGRAM_WEBHOOK_URL is set."""
     settings = BotSettings()
-    application = telegram_adapter.build_application(build_core(settings), settings)
-    click.echo("Starting the Telegram bot; Ctrl+C stops it.", err=True)
-    telegram_adapter.run(application, settings)
+    with serving(settings, "citebot telegram", on_wait=_waiting(settings.retrieval.data_dir)) as core:
+        application = telegram_adapter.build_application(core, settings)
+        click.echo("Starting the Telegram bot; Ctrl+C stops it.", err=True)
+        telegram_adapter.run(application, settings)
 
 
 @cli.command()

@@ -50,6 +50,11 @@ class SyncReport:
             f"{len(self.removed)} removed, {len(self.skipped)} skipped ({self.chunks_embedded} chunks embedded)"
         )
 
+    def lines(self) -> list[str]:
+        """The report as ``citebot index`` prints it: the summary, then a line per skipped or removed file."""
+        return ([f"Indexed: {self.summary()}"] + [f"  skipped {s.source}: {s.reason}" for s in self.skipped]
+                + [f"  removed {source}" for source in self.removed])
+
 
 ProgressFn = Callable[[str, int, int], None]  # (current source, documents done, documents total)
 

@@ -20,7 +20,8 @@ from langchain_core.documents import Document
 
 from retrieval.chunking import split
 from retrieval.errors import LoadError
-from retrieval.loaders import LoadedDocument, Skipped, discover, load
+from retrieval.extract import load_bounded
+from retrieval.loaders import LoadedDocument, Skipped, discover
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkStore, DocState
 
@@ -102,7 +103,8 @@ def sync(
             stat = path.stat()
             items.append(
                 _Item(str(root.resolve()), path.relative_to(root).as_posix(), stat.st_size,
-                      lambda p=path: file_hash(p), lambda p=path, r=root: load(p, r), stat.st_mtime_ns)
+                      lambda p=path: file_hash(p), lambda p=path, r=root: load_bounded(p, r, settings),
+                      stat.st_mtime_ns)
             )
     _run(items, folders, store, settings, report, progress)
     return report

@@ -7,6 +7,7 @@ import pytest
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
 from retrieval.store import root_key
+from tests.fixtures_docs import make_docx
 
 SEEDS = Path(__file__).parent.parent / "seeds"
 
@@ -115,3 +116,28 @@ def test_sync_file_over_the_size_limit_is_skipped_with_reason(tmp_path: Path, do
     assert [s.source for s in report.skipped] == ["huge.txt"]
     assert "CITEBOT_MAX_FILE_MB" in report.skipped[0].reason
     assert sorted(report.added) == ["fibroblasts.md", "vessels.txt"]
+
+
+def _expanding(docs: Path, parts: int) -> Path:
+    """A small DOCX that expands to about 3,500 characters of text per part."""
+    paragraph = "The stromal compartment of the tumour shapes how the immune cells respond to therapy. " * 4
+    return make_docx(docs / "expanding.docx", [(f"Part {n}", [paragraph] * 10) for n in range(parts)])
+
+
+def test_sync_file_expanding_past_the_text_limit_is_skipped_with_reason(tmp_path: Path, docs: Path) -> None:
+    assert _expanding(docs, 30).stat().st_size < 50_000  # 105,000 characters of text
+    pipeline = Pipeline(RetrievalSettings(data_dir=tmp_path / "data", max_extracted_chars=50_000))
+    report = pipeline.index([docs])
+    assert [s.source for s in report.skipped] == ["expanding.docx"]
+    assert "CITEBOT_MAX_EXTRACTED_CHARS" in report.skipped[0].reason
+    assert sorted(report.added) == ["fibroblasts.md", "vessels.txt"]
+
+
+def test_sync_file_reading_past_the_time_limit_is_skipped_and_the_next_one_read(tmp_path: Path, docs: Path) -> None:
+    _expanding(docs, 170)  # parses for about 7 s on a busy machine; the short one in 20 ms
+    make_docx(docs / "short.docx", [("Vessels", ["Pericytes wrap the capillaries of the tumour."])])
+    pipeline = Pipeline(RetrievalSettings(data_dir=tmp_path / "data", max_extract_seconds=1.0))
+    report = pipeline.index([docs])
+    assert [s.source for s in report.skipped] == ["expanding.docx"]
+    assert "CITEBOT_MAX_EXTRACT_SECONDS" in report.skipped[0].reason
+    assert sorted(report.added) == ["fibroblasts.md", "short.docx", "vessels.txt"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from bot.core import ChatCore, TokenCallback, Turn
@@ -14,6 +16,7 @@ from retrieval.errors import StoreError
 from retrieval.pipeline import Pipeline
 from retrieval.prompts import STORE_SERVED_ERROR
 from retrieval.types import Answer
+from retrieval.watch import Watcher
 
 
 class PipelineResponder:
@@ -37,28 +40,41 @@ def build_core(settings: BotSettings, *, pipeline: Pipeline | None = None) -> Ch
 
 
 @contextmanager
-def serving(settings: BotSettings, command: str, *, on_wait: Callable[[owner.Holder], None]) -> Iterator[ChatCore]:
+def serving(settings: BotSettings, command: str, *, on_wait: Callable[[owner.Holder], None],
+            watch: Sequence[Path] = ()) -> Iterator[ChatCore]:
     """The chat core of a process that serves questions until the block ends.
 
     With an embedded store the process owns it: it holds the store lock (waiting, with ``on_wait``, for a
-    ``citebot index`` that holds it) and indexes the paths ``citebot index`` hands it, in a thread of its own.
-    A second serving process on the same data dir is refused. With a Chroma server nothing is locked.
+    ``citebot index`` that holds it) and indexes the paths ``citebot index`` hands it. A second serving
+    process on the same data dir is refused. With a Chroma server nothing is locked. ``watch`` folders are
+    re-synced as their files change. All indexing runs in threads of its own, one run at a time.
     """
-    if settings.retrieval.chroma_host:
-        yield build_core(settings)
-        return
     data_dir = settings.retrieval.data_dir
-    lock = owner.StoreLock(data_dir)
-    other = owner.acquire(lock, owner.SERVE, command, on_wait, until=lambda h: h.role == owner.SERVE)
-    if other is not None:
-        raise StoreError(STORE_SERVED_ERROR.format(command=other.command, pid=other.pid, data_dir=data_dir))
+    lock = None if settings.retrieval.chroma_host else owner.StoreLock(data_dir)
+    if lock is not None:
+        other = owner.acquire(lock, owner.SERVE, command, on_wait, until=lambda h: h.role == owner.SERVE)
+        if other is not None:
+            raise StoreError(STORE_SERVED_ERROR.format(command=other.command, pid=other.pid, data_dir=data_dir))
     try:
         pipeline = Pipeline(settings.retrieval)
-        service = owner.IndexService(owner.IndexRequests(data_dir), lambda paths: pipeline.index(paths).lines())
-        service.start()
+        one_at_a_time = threading.Lock()
+
+        def index(paths: list[Path]) -> list[str]:
+            with one_at_a_time:
+                return pipeline.index(paths).lines()
+
+        services: list[owner.IndexService | Watcher] = []
+        if lock is not None:
+            services.append(owner.IndexService(owner.IndexRequests(data_dir), index))
+        if watch:
+            services.append(Watcher(watch, index, ignore=data_dir))
+        for service in services:
+            service.start()
         try:
             yield build_core(settings, pipeline=pipeline)
         finally:
-            service.stop()
+            for service in services:
+                service.stop()
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()

@@ -9,8 +9,9 @@ import dataclasses
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext, suppress
 from pathlib import Path
 
 import click
@@ -220,6 +221,28 @@ def telegram() -> None:
         application = telegram_adapter.build_application(core, settings)
         click.echo("Starting the Telegram bot; Ctrl+C stops it.", err=True)
         telegram_adapter.run(application, settings)
+
+
+@cli.command()
+@click.option("--watch", "watch", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Keep this file or folder indexed as it changes (repeatable).")
+@click.option("--slack-http", "slack_http", is_flag=True, help="Slack in HTTP mode instead of Socket Mode.")
+def serve(watch: tuple[Path, ...], slack_http: bool) -> None:
+    """Run the configured front ends (Telegram, Slack) in one process on one store."""
+    settings = BotSettings()
+    telegram_on, slack_on = settings.telegram_bot_token is not None, settings.slack_bot_token is not None
+    if not (telegram_on or slack_on):
+        raise click.ClickException("no front end is configured: set TELEGRAM_BOT_TOKEN and/or SLACK_BOT_TOKEN")
+    names = " and ".join(n for n, on in (("Telegram", telegram_on), ("Slack", slack_on)) if on)
+    with serving(settings, "citebot serve", on_wait=_waiting(settings.retrieval.data_dir), watch=watch) as core, \
+            slack_adapter.running(settings, core, http=slack_http) if slack_on else nullcontext():
+        click.echo(f"Serving {names}{' and watching ' + ', '.join(map(str, watch)) if watch else ''}; "
+                   "Ctrl+C stops it.", err=True)
+        if telegram_on:
+            telegram_adapter.run(telegram_adapter.build_application(core, settings), settings)
+        else:
+            with suppress(KeyboardInterrupt):
+                threading.Event().wait()
 
 
 @cli.command()

@@ -27,7 +27,8 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -114,20 +115,43 @@ def http_server(app: App, settings: BotSettings) -> WSGIServer:
 
 def serve(settings: BotSettings, *, http: bool = False, core: ChatCore | None = None) -> None:
     """Run the Slack bot until interrupted: Socket Mode, or HTTP mode with ``http``."""
+    _check_tokens(settings, http=http)
+    try:
+        with running(settings, core or build_core(settings), http=http):
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        logger.info("Slack bot stopped")
+
+
+@contextmanager
+def running(settings: BotSettings, core: ChatCore, *, http: bool = False) -> Iterator[None]:
+    """The Slack bot answering from background threads while the block runs (``citebot serve``)."""
+    _check_tokens(settings, http=http)
+    app = build_app(core, settings)
+    if not http:
+        handler = socket_mode_handler(app, settings)
+        handler.connect()
+        try:
+            yield
+        finally:
+            handler.close()
+        return
+    with http_server(app, settings) as server:
+        thread = threading.Thread(target=server.serve_forever, name="citebot-slack-http", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            server.shutdown()
+            thread.join(timeout=10)
+
+
+def _check_tokens(settings: BotSettings, *, http: bool) -> None:
     _secret(settings.slack_bot_token, "SLACK_BOT_TOKEN")
     if http:
         _secret(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
     else:
         _secret(settings.slack_app_token, "SLACK_APP_TOKEN")
-    app = build_app(core or build_core(settings), settings)
-    try:
-        if http:
-            with http_server(app, settings) as server:
-                server.serve_forever()
-        else:
-            socket_mode_handler(app, settings).start()
-    except KeyboardInterrupt:
-        logger.info("Slack bot stopped")
 
 
 class _Listeners:

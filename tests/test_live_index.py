@@ -1,7 +1,8 @@
-"""A live index: a serving bot keeps answering while `citebot index`, run beside it, changes the documents.
+"""A live index: a serving bot keeps answering while the documents change under it.
 
-Two real processes on one embedded store: `citebot telegram` polling the Bot API emulator, and
-`citebot index` handing its paths to the bot. Questions go in without pause before, during and after.
+Real processes on one embedded store: `citebot telegram` polling the Bot API emulator with `citebot index`
+handing its paths to it, and `citebot serve --watch` (Telegram and Slack) following a folder. Questions go
+in without pause before, during and after the change.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import pytest
 from bot.core import ERROR_TEXT
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
+from tests.emulators.slack_api import SlackEmulator
 from tests.emulators.telegram_api import TelegramEmulator, private_chat, user
 from tests.test_reliability_faults import assert_index_complete
+from tests.test_slack import event_callback, mention, texts
 from tests.test_telegram import replies_to
 
 pytestmark = pytest.mark.slow
@@ -102,3 +105,58 @@ async def _scenario(telegram: TelegramEmulator, docs: Path, env: dict[str, str])
         else:
             raise AssertionError(f"not seen after 100 questions: {replies[-1]}")
     return replies, out, delays
+
+
+def test_live_index_serve_watch_answers_on_telegram_and_slack_and_follows_the_folder(tmp_path: Path) -> None:
+    docs, data = tmp_path / "docs", tmp_path / "data"
+    docs.mkdir()
+    (docs / "gasket.txt").write_text(NOTES["gasket.txt"])
+    with TelegramEmulator() as telegram, SlackEmulator() as slack:
+        env = {**_env(data, telegram), "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_APP_TOKEN": slack.app_token,
+               "SLACK_API_URL": slack.api_url}
+        bot = subprocess.Popen([CITEBOT, "serve", "--watch", str(docs)], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+        try:
+            replies, delays = asyncio.run(_watched(telegram, docs))
+            event = mention("What does error V3310 mean?")
+            slack.wait_for_ack(slack.push(event_callback(event), timeout=60))
+            [post] = slack.wait_for("chat.postMessage", timeout=60)
+        finally:
+            bot.send_signal(signal.SIGINT)
+            try:
+                bot.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                bot.kill()
+                bot.wait()
+            bot_err = bot.stderr.read().decode() if bot.stderr else ""
+    print(f"serve --watch: {len(replies)} questions; a new file cited {delays['new']:.1f} s and a deleted one "
+          f"gone {delays['gone']:.1f} s after it changed on disk")
+    assert all(ERROR_TEXT not in text for text in replies), bot_err[-3000:]
+    assert delays["new"] <= 5.0 and delays["gone"] <= 5.0
+    assert post["thread_ts"] == event["ts"] and "V3310" in texts(post["blocks"])
+    settings = RetrievalSettings(data_dir=data, _env_file=None)
+    assert assert_index_complete(Pipeline(settings).store, docs, settings) == 1
+
+
+async def _watched(telegram: TelegramEmulator, docs: Path) -> tuple[list[str], dict]:
+    """Ask until the watched folder's first sync shows, then change the folder and ask until it shows."""
+    replies: list[str] = []
+    delays = {}
+    steps = [("start", None, "What does error E4021 mean?", lambda t: "E4021" in t and "[1]" in t),
+             ("new", lambda: (docs / NEW_NOTE[0]).write_text(NEW_NOTE[1]), "What does error V3310 mean?",
+              lambda t: "V3310" in t and "[1]" in t),
+             ("gone", lambda: (docs / "gasket.txt").unlink(), "What does error E4021 mean?",
+              lambda t: "E4021" not in t)]
+    for key, change, question, shows in steps:
+        if change:
+            change()
+        changed = time.monotonic()
+        for _ in range(300):
+            replies.append(await _ask(telegram, question))
+            if shows(replies[-1]):
+                delays[key] = time.monotonic() - changed
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"{key}: not seen after 300 questions: {replies[-1]}")
+    return replies, delays

@@ -198,7 +198,7 @@ class ChunkStore:
                         *(stamps or {}).get(s, (None, None)))
             for s in sources
         ]
-        self._put_records(root, sources, generation, rows=rows)
+        self._put_rows(rows, generation)
         self.catalog.replace(rows, [ChunkTerms(i, str(m["source"]), _terms(c.page_content, m))
                                     for i, c, m in zip(ids, chunks, metadatas, strict=True)])
         self._set_generation(generation)
@@ -238,11 +238,9 @@ class ChunkStore:
         applied = int(self.catalog.get_meta("generation") or 0)
         if (applied, self.catalog.get_meta("nonce") or "") == (generation, nonce):
             return 0
-        res = self._call(self._documents.get, where={"generation": {"$gte": applied}}, include=["metadatas"])
+        # At or above: a second writer may have used the generation this catalog last applied.
         changed, unsettled = 0, []
-        for meta in res["metadatas"]:
-            if "source" not in meta:
-                continue  # the generation record
+        for meta in self._records(where={"generation": {"$gte": applied}}):
             changed += self._apply_record(meta, unsettled)
         if unsettled:  # being written right now: look again from there next time
             self.catalog.set_meta(generation=str(min(unsettled)), nonce="")
@@ -310,10 +308,7 @@ class ChunkStore:
         for chunk in self.scan():
             by_doc.setdefault((str(chunk.metadata["root"]), str(chunk.metadata["source"])), []).append(chunk)
         generation, nonce = self.generation()
-        records = {} if not generation else {
-            (str(m["root"]), str(m["source"])): m
-            for m in self._call(self._documents.get, include=["metadatas"])["metadatas"] if "source" in m
-        }
+        records = {(str(m["root"]), str(m["source"])): m for m in self._records()} if generation else {}
         rows, terms = [], []
         for (rk, source), stored in by_doc.items():
             hashes = {str(c.metadata["doc_hash"]) for c in stored}
@@ -326,7 +321,8 @@ class ChunkStore:
             terms += [ChunkTerms(c.id, source, _terms(c.text, c.metadata)) for c in stored]
         if not generation:  # a store written before document records existed
             self._put_rows(rows, 1)
-            generation, nonce = self._set_generation(1), self.generation()[1]
+            self._set_generation(2)  # above the records, so catching up never reads them all again
+            generation, nonce = self.generation()
         self.catalog.replace(rows, terms)
         self.catalog.set_meta(generation=str(generation), nonce=nonce)
         logger.info("catalog rebuilt: %d documents, %d chunks", len(rows), len(terms))
@@ -353,12 +349,19 @@ class ChunkStore:
         self.catalog.replace([new], [ChunkTerms(c.id, source, _terms(c.text, c.metadata)) for c in stored])
         return 1
 
+    def _records(self, where: dict[str, Any] | None = None) -> Iterator[Mapping[str, Any]]:
+        """The document records (matching ``where``), page by page; the generation record left out."""
+        offset = 0
+        while True:
+            res = self._call(self._documents.get, where=where, include=["metadatas"], limit=_PAGE, offset=offset)
+            yield from (m for m in res["metadatas"] if "source" in m)
+            if len(res["ids"]) < _PAGE:
+                return
+            offset += _PAGE
+
     def _put_records(self, root: str, sources: Sequence[str], generation: int, *, pending: bool = False,
-                     removed: bool = False, rows: Sequence[DocumentRow] = ()) -> None:
-        """Write the document records of ``sources`` (from ``rows`` when given) at ``generation``."""
-        if rows:
-            self._put_rows(rows, generation)
-            return
+                     removed: bool = False) -> None:
+        """Mark the records of ``sources`` pending (a write under way) or removed, at ``generation``."""
         empty = [DocumentRow(root_key(root), s, "", 0, generation) for s in sources]
         self._put_rows(empty, generation, pending=pending, removed=removed)
 

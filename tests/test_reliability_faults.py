@@ -168,7 +168,7 @@ def test_fault_chroma_server_killed_mid_index_then_restarted_loses_nothing(
     assert isinstance(outcome.get("error"), StoreError), outcome
     assert "Chroma" in str(outcome["error"]) and "\n" not in str(outcome["error"]).strip()
 
-    ChromaServer(server.path, port=server.port).start()
+    server.start()  # the same path and port; the fixture stops it
     survived = observer.count()
     rerun = Pipeline(settings)
     report = rerun.index([corpus])

@@ -141,3 +141,18 @@ def test_sync_file_reading_past_the_time_limit_is_skipped_and_the_next_one_read(
     assert [s.source for s in report.skipped] == ["expanding.docx"]
     assert "CITEBOT_MAX_EXTRACT_SECONDS" in report.skipped[0].reason
     assert sorted(report.added) == ["fibroblasts.md", "short.docx", "vessels.txt"]
+
+
+def test_sync_store_of_an_older_citebot_is_taken_over_without_reembedding(pipeline: Pipeline, docs: Path) -> None:
+    pipeline.index([docs])
+    # What an older citebot left: the chunks only, no document records and no catalog.
+    pipeline.store.client.delete_collection(f"{pipeline.store.name}-documents")
+    for path in pipeline.store.catalog.path.parent.glob("*"):
+        path.unlink()
+    again = Pipeline(pipeline.settings)
+    assert again.search("VEGF anti-angiogenic blood vessels").passages[0].source == "vessels.txt"
+    report = again.index([docs])
+    assert sorted(report.unchanged) == ["fibroblasts.md", "vessels.txt"] and report.chunks_embedded == 0
+    (docs / "vessels.txt").unlink()
+    assert again.index([docs]).removed == ["vessels.txt"]
+    assert Pipeline(pipeline.settings).store.catalog.chunk_count() == again.store.count()

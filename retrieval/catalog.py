@@ -107,6 +107,16 @@ class Catalog:
         ).fetchone()
         return DocumentRow(*row) if row else None
 
+    def chunk_ids(self, root: str, sources: Sequence[str]) -> dict[str, list[str]]:
+        """The chunk ids of each of ``sources`` whose state is settled (not pending), by source."""
+        found: dict[str, list[str]] = {}
+        for source in sources:
+            row = self.document(root, source)
+            if row is not None and row.doc_hash:
+                found[source] = [i for (i,) in self._db().execute(
+                    "SELECT id FROM chunks WHERE root = ? AND source = ?", (root, source))]
+        return found
+
     def chunk_count(self) -> int:
         return int(self._db().execute("SELECT count(*) FROM chunks").fetchone()[0])
 

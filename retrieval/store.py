@@ -177,10 +177,7 @@ class ChunkStore:
         ``stamps`` maps a source to its file's (size, mtime_ns), which lets a later sync skip hashing it.
         """
         sources = sorted({str(c.metadata["source"]) for c in chunks})
-        generation = self.generation()[0] + 1
-        self._put_records(root, sources, generation, pending=True)  # an interrupted write stays visible
-        self.catalog.mark_pending(root_key(root), sources)
-        self._delete_chunks(root, sources)
+        generation, caught_up = self._begin(root, sources)
         ids = [chunk_id(root, c.metadata["source"], c.metadata["chunk_index"]) for c in chunks]
         metadatas = [{**c.metadata, "root": root_key(root)} for c in chunks]
         step = self._call(self.client.get_max_batch_size)
@@ -201,19 +198,47 @@ class ChunkStore:
         self._put_rows(rows, generation)
         self.catalog.replace(rows, [ChunkTerms(i, str(m["source"]), _terms(c.page_content, m))
                                     for i, c, m in zip(ids, chunks, metadatas, strict=True)])
-        self._set_generation(generation)
+        self._finish(generation, caught_up)
 
     def remove(self, root: str, sources: Sequence[str]) -> None:
         """Delete the chunks of these documents."""
         if not sources:
             return
-        generation = self.generation()[0] + 1
-        self._put_records(root, sources, generation, pending=True)
-        self.catalog.mark_pending(root_key(root), sources)
-        self._delete_chunks(root, sources)
+        generation, caught_up = self._begin(root, sources)
         self._put_records(root, sources, generation, removed=True)
         self.catalog.remove(root_key(root), sources)
-        self._set_generation(generation)
+        self._finish(generation, caught_up)
+
+    def _begin(self, root: str, sources: Sequence[str]) -> tuple[int, bool]:
+        """Mark ``sources`` pending (record and catalog) and delete their chunks: the first half of a change.
+
+        Returns the change's generation and whether the catalog had applied every change before it.
+        """
+        generation, nonce = self.generation()
+        caught_up = (str(generation), nonce) == (self.catalog.get_meta("generation"), self.catalog.get_meta("nonce"))
+        rk = root_key(root)
+        settled = self.catalog.chunk_ids(rk, sources)
+        unsettled = [s for s in sources if s not in settled]
+        self._put_records(root, sources, generation + 1, pending=True)  # an interrupted change stays visible
+        self.catalog.mark_pending(rk, sources)
+        known = [i for s in sources for i in settled.get(s, [])]
+        if known:
+            self._call(self._collection.delete, ids=known)
+        # A document the catalog has no settled chunks of may still have some, from an interrupted run:
+        # find them by metadata (slower at scale) unless its record says nothing of it was ever stored.
+        records = self._call(self._documents.get, ids=[f"{rk}:{_source_key(s)}" for s in unsettled],
+                             include=["metadatas"])["metadatas"] if unsettled else []
+        stale = [str(m["source"]) for m in records if not m["removed"]]
+        for i in range(0, len(stale), 500):
+            where = {"$and": [{"root": rk}, {"source": {"$in": stale[i : i + 500]}}]}
+            self._call(self._collection.delete, where=where)
+        return generation + 1, caught_up
+
+    def _finish(self, generation: int, caught_up: bool) -> None:
+        """Announce the change to every reader; a catalog that was current is current again without a look."""
+        nonce = self._set_generation(generation)
+        if caught_up:
+            self.catalog.set_meta(generation=str(generation), nonce=nonce)
 
     def stamp(self, root: str, source: str, size: int, mtime_ns: int) -> None:
         """Remember an unchanged file's size and modification time, so the next sync need not hash it."""
@@ -321,8 +346,8 @@ class ChunkStore:
             terms += [ChunkTerms(c.id, source, _terms(c.text, c.metadata)) for c in stored]
         if not generation:  # a store written before document records existed
             self._put_rows(rows, 1)
-            self._set_generation(2)  # above the records, so catching up never reads them all again
-            generation, nonce = self.generation()
+            generation = 2  # above the records, so catching up never reads them all again
+            nonce = self._set_generation(generation)
         self.catalog.replace(rows, terms)
         self.catalog.set_meta(generation=str(generation), nonce=nonce)
         logger.info("catalog rebuilt: %d documents, %d chunks", len(rows), len(terms))
@@ -377,16 +402,13 @@ class ChunkStore:
                 embeddings=np.ones((len(part), 1), dtype=np.float32),
             )
 
-    def _set_generation(self, generation: int) -> int:
-        """Announce a finished write to every reader; the nonce tells apart two writers' equal numbers."""
+    def _set_generation(self, generation: int) -> str:
+        """Announce a finished write to every reader; returns the nonce that tells two writers' equal numbers
+        apart."""
+        nonce = uuid.uuid4().hex
         self._call(self._documents.upsert, ids=[_GENERATION_ID], embeddings=np.ones((1, 1), dtype=np.float32),
-                   metadatas=[{"generation": generation, "nonce": uuid.uuid4().hex}])
-        return generation
-
-    def _delete_chunks(self, root: str, sources: Sequence[str]) -> None:
-        for i in range(0, len(sources), 500):
-            where = {"$and": [{"root": root_key(root)}, {"source": {"$in": list(sources[i : i + 500])}}]}
-            self._call(self._collection.delete, where=where)
+                   metadatas=[{"generation": generation, "nonce": nonce}])
+        return nonce
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:

@@ -215,5 +215,9 @@ class _Transaction:
 
 
 def _match(query: str) -> str:
-    """An FTS5 query matching any of the question's terms (each quoted, so no term is read as an operator)."""
-    return " OR ".join(f'"{t}"' for t in dict.fromkeys(analyze(query)))
+    """An FTS5 query matching any of the question's terms (each quoted, so no term is read as an operator).
+
+    A repeated term stays repeated, so it counts once per occurrence as it did with ``bm25s``: SciFact
+    hybrid nDCG@10 0.735 against 0.732 when each term counts once (BENCHMARKS.md, "Live index").
+    """
+    return " OR ".join(f'"{t}"' for t in analyze(query))

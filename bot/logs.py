@@ -17,7 +17,7 @@ _TOKEN_SHAPES = re.compile(
     r"|\bx(?:ox[abposr]|app)-[A-Za-z0-9-]{10,}"  # Slack bot, user and app tokens
     r"|\bsk-[A-Za-z0-9_-]{16,}"  # OpenAI-style API keys
 )
-_NOISY = ("httpx", "httpcore", "bm25s", "chromadb", "urllib3", "openai")
+_NOISY = ("httpx", "httpcore", "bm25s", "chromadb", "urllib3", "openai", "watchfiles")
 
 
 class RedactingFilter(logging.Filter):

@@ -10,6 +10,7 @@ and Markdown are read in process: their parse is one pass over bytes the size li
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import multiprocessing.pool
@@ -39,16 +40,23 @@ class _Worker:
                 # spawn, not fork: a bot's threads (Chroma, the embedder, the chat clients) must not be forked.
                 self._pool = multiprocessing.get_context("spawn").Pool(1)
                 self._pool.apply(_ready)  # the start-up and imports are not the file's time
+                atexit.register(self.close)
             pending = self._pool.apply_async(load, (path, root))
             try:
                 return pending.get(timeout=seconds)
             except multiprocessing.TimeoutError:
-                self._pool.terminate()
-                self._pool.join()
-                self._pool = None
+                self.close()
                 raise LoadError(
                     f"reading it took over {seconds:g} s (the limit is CITEBOT_MAX_EXTRACT_SECONDS)"
                 ) from None
+
+    def close(self) -> None:
+        """Stop the worker (it is started again on the next file)."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+            atexit.unregister(self.close)
 
 
 def _ready() -> int:

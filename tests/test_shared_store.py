@@ -10,11 +10,14 @@ import asyncio
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from bot.core import ERROR_TEXT
+from retrieval.pipeline import Pipeline
+from retrieval.settings import RetrievalSettings
 from tests.chroma_server import ChromaServer
 from tests.emulators.telegram_api import TelegramEmulator
 from tests.test_live_index import CITEBOT, NEW_NOTE, NOTES, _ask
@@ -73,3 +76,25 @@ async def _scenario(telegrams: tuple[TelegramEmulator, TelegramEmulator], envs: 
             else:
                 raise AssertionError(f"{code} not cited by a replica: {replies[-1]}")
     return replies
+
+
+def test_shared_store_replica_follows_a_rename_that_keeps_the_chunk_count(tmp_path: Path) -> None:
+    server = ChromaServer(tmp_path / "chroma-server").start()
+    try:
+        folder = tmp_path / "docs"
+        folder.mkdir()
+        (folder / "gasket.txt").write_text(NOTES["gasket.txt"])
+        writer, reader = (Pipeline(RetrievalSettings(data_dir=tmp_path / name, chroma_host="127.0.0.1",
+                                                     chroma_port=server.port, _env_file=None))
+                          for name in ("replica-a", "replica-b"))
+        writer.index([folder])
+        assert reader.search("E4021").passages[0].source == "gasket.txt"
+        (folder / "gasket.txt").rename(folder / "seal.txt")
+        report = writer.index([folder])
+        assert (report.added, report.removed) == (["seal.txt"], ["gasket.txt"])
+        time.sleep(1.1)  # a replica looks at the store's generation once a second
+        hits = reader.search("E4021").passages
+        assert [p.source for p in hits] == ["seal.txt"] and hits[0].keyword_rank == 1
+        assert reader.store.catalog.chunk_count() == reader.store.count() == 1
+    finally:
+        server.stop()

@@ -324,6 +324,7 @@ class ChunkStore:
         self.catalog.clear()
         if self.count():
             self._rebuild_catalog()
+            self.catalog.optimize()
         self.catalog.set_meta(identity=identity)
 
     def _rebuild_catalog(self) -> None:

@@ -31,6 +31,12 @@ FORMAT = 2
 # no real term: at 100k chunks they shift each IDF by about 1%, at five documents they keep it positive.
 _PAD_ROWS = 1000
 _PAD_TEXT = " ".join(["__pad__"] * 100)  # about a default chunk's terms; "__pad__" is no analysed word
+# FTS5 scores every row holding any question term, and that is what a query costs (66 ms at 100k chunks).
+# A term in more than this share of the chunks (and in more than _COMMON_MIN of them) weighs at most
+# log(5.7) against 6-10 for the terms that decide the ranking, so it is left out of the query: a third of
+# the time at 100k chunks, and SciFact hybrid nDCG@10 0.740 instead of 0.735 (BENCHMARKS.md, "Live index").
+_COMMON_SHARE = 0.15
+_COMMON_MIN = 1000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -91,6 +97,8 @@ class Catalog:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            # Each term's document count, read from the index itself (a per-connection view, never stored).
+            db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocabulary USING fts5vocab(main, terms, row)")
             self._local.db = db
         return db
 
@@ -180,7 +188,7 @@ class Catalog:
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first."""
-        match = _match(query)
+        match = self._match(query)
         if not match or k <= 0:
             return []
         rows = self._db().execute(
@@ -191,7 +199,7 @@ class Catalog:
 
     def scores(self, query: str, ids: Sequence[str]) -> dict[str, float]:
         """The BM25 score for ``query`` of each of ``ids`` that matches it (others score 0 and are left out)."""
-        match = _match(query)
+        match = self._match(query)
         if not match or not ids:
             return {}
         marks = ",".join("?" * len(ids))
@@ -200,6 +208,24 @@ class Catalog:
             f" WHERE terms MATCH ? AND chunks.id IN ({marks})", (match, *ids),  # noqa: S608 - placeholders
         )
         return {i: float(s) for i, s in rows}
+
+    def _match(self, query: str) -> str:
+        """An FTS5 query matching any of the question's terms but the common ones (each quoted, so no term
+        is read as an operator).
+
+        A repeated term stays repeated, so it counts once per occurrence as it did with ``bm25s``: SciFact
+        hybrid nDCG@10 0.735 against 0.732 when each term counts once (BENCHMARKS.md, "Live index").
+        """
+        terms = analyze(query)
+        if not terms:
+            return ""
+        distinct = sorted(set(terms))
+        db = self._db()
+        marks = ",".join("?" * len(distinct))
+        rows = dict(db.execute(f"SELECT term, doc FROM vocabulary WHERE term IN ({marks})", distinct))  # noqa: S608
+        common = max(_COMMON_MIN, _COMMON_SHARE * self.chunk_count())
+        kept = [t for t in terms if rows.get(t, 0) <= common] or terms
+        return " OR ".join(f'"{t}"' for t in kept)
 
     def _delete(self, db: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> None:
         for root, source in keys:
@@ -230,11 +256,3 @@ class _Transaction:
         finally:
             self.lock.release()
 
-
-def _match(query: str) -> str:
-    """An FTS5 query matching any of the question's terms (each quoted, so no term is read as an operator).
-
-    A repeated term stays repeated, so it counts once per occurrence as it did with ``bm25s``: SciFact
-    hybrid nDCG@10 0.735 against 0.732 when each term counts once (BENCHMARKS.md, "Live index").
-    """
-    return " OR ".join(f'"{t}"' for t in analyze(query))

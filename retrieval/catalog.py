@@ -197,18 +197,6 @@ class Catalog:
         )
         return [(i, float(s)) for i, s in rows if s > 0]
 
-    def scores(self, query: str, ids: Sequence[str]) -> dict[str, float]:
-        """The BM25 score for ``query`` of each of ``ids`` that matches it (others score 0 and are left out)."""
-        match = self._match(query)
-        if not match or not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self._db().execute(
-            "SELECT chunks.id, -bm25(terms) FROM terms JOIN chunks ON chunks.rowid = terms.rowid"
-            f" WHERE terms MATCH ? AND chunks.id IN ({marks})", (match, *ids),  # noqa: S608 - placeholders
-        )
-        return {i: float(s) for i, s in rows}
-
     def _match(self, query: str) -> str:
         """An FTS5 query matching any of the question's terms but the common ones (each quoted, so no term
         is read as an operator).

@@ -29,6 +29,9 @@ Mode = Literal["hybrid", "dense", "keyword"]
 # How often a search looks at the store's generation (one small read) for other writers' changes. This
 # process's own writes reach the keyword catalog as they commit; another process's within this many seconds.
 _RECHECK_SECONDS = 1.0
+# How deep the keyword ranking is read for the BM25 scores of the dense side's candidates. A separate query
+# for their scores made FTS5 score the whole matching corpus a second time (30 ms of 86 at 100k chunks).
+_SCORED = 1000
 
 
 def rrf(rankings: list[list[str]], k: int) -> dict[str, float]:
@@ -94,10 +97,10 @@ class Searcher:
         t1 = time.perf_counter()
         dense = self.store.query(query, candidates) if mode != "keyword" else []
         t2 = time.perf_counter()
-        keyword = self.store.keyword_search(question, candidates) if mode != "dense" else []
-        bm25 = dict(keyword)
-        if mode == "hybrid":
-            bm25.update(self.store.keyword_scores(question, [c.id for c, _ in dense if c.id not in bm25]))
+        # One ranked keyword query: its best ``candidates`` are the keyword side's proposals, and its longer
+        # tail scores the dense side's proposals (one below it scores 0, as one sharing no term does).
+        ranking = self.store.keyword_search(question, _SCORED) if mode != "dense" else []
+        keyword, bm25 = ranking[:candidates], dict(ranking)
         t3 = time.perf_counter()
         chunks = {c.id: (c, sim) for c, sim in dense}
         missing = [i for i, _ in keyword if i not in chunks]

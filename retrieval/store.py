@@ -248,10 +248,6 @@ class ChunkStore:
         """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first (catalog; see ``catch_up``)."""
         return self.catalog.search(query, k)
 
-    def keyword_scores(self, query: str, ids: Sequence[str]) -> dict[str, float]:
-        """The BM25 score for ``query`` of those of ``ids`` it matches."""
-        return self.catalog.scores(query, ids)
-
     def catch_up(self) -> int:
         """Bring the catalog up to the store's generation, one changed document at a time.
 

@@ -75,8 +75,7 @@ def measure(pipeline: Pipeline, question: str) -> dict[str, float]:
     _, row["hnsw_ids_only"] = _ms(lambda: collection.query(query_embeddings=[vector], n_results=candidates,
                                                            include=["distances"]))
     dense, row["store_query"] = _ms(lambda: store.query(vector, candidates))  # count + HNSW + texts/metadata
-    index = pipeline.searcher.keyword_index()
-    keyword, row["bm25"] = _ms(lambda: index.search(question, candidates))
+    keyword, row["bm25"] = _ms(lambda: store.keyword_search(question, candidates))
     seen = {c.id for c, _ in dense}
     keyword_only = [i for i, _ in keyword if i not in seen]
     _, row["get_keyword_only"] = _ms(lambda: store.get(keyword_only, embeddings=True))

@@ -21,6 +21,7 @@ import json
 import logging
 import random
 import re
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import scifact
 
+from retrieval.catalog import Catalog, ChunkTerms, DocumentRow
 from retrieval.embeddings import MODELS, get_embedder
 from retrieval.grounding import Support, SupportChecker
-from retrieval.keyword import KeywordIndex
 from retrieval.types import Passage
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,9 @@ def build_pairs(folder: Path, seed: int) -> list[Pair]:
         pairs.append((label.lower(), claim, passage[doc_id], gold))
         other = rng.choice([d for d in docs if d != doc_id])
         pairs.append(("random", claim, passage[other], set()))
-    index = KeywordIndex.build(list(docs), [d.passage for d in docs.values()])
+    index = Catalog(Path(tempfile.mkdtemp(prefix="citebot-threshold-")) / "catalog.sqlite")
+    index.replace([DocumentRow("scifact", i, "", 1, 0) for i in docs],
+                  [ChunkTerms(i, i, d.passage) for i, d in docs.items()])
     for query_id in sorted({r[0] for r in rationales}):
         hits = index.search(data.queries[query_id], k=10)
         hard = next(doc_id for doc_id, _ in hits if doc_id not in data.qrels[query_id])

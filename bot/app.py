@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bot.core import ChatCore
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
-from retrieval import Answer, Passage, Pipeline, SentenceCallback, Turn
+from retrieval import STORE_SERVED_ERROR, Answer, Passage, Pipeline, SentenceCallback, StoreError, Turn, Watcher, owner
 
 
 class PipelineResponder:
@@ -44,3 +45,44 @@ def build_core(settings: BotSettings, *, pipeline: Pipeline | None = None) -> Ch
     core = ChatCore(PipelineResponder(pipeline), settings, FeedbackStore.open(settings.retrieval))
     core.index_kept_replies()
     return core
+
+
+@contextmanager
+def serving(settings: BotSettings, command: str, *, on_wait: Callable[[owner.Holder], None],
+            watch: Sequence[Path] = ()) -> Iterator[ChatCore]:
+    """The chat core of a process that serves questions until the block ends.
+
+    With an embedded store the process owns it: it holds the store lock (waiting, with ``on_wait``, for a
+    ``citebot index`` that holds it) and indexes the paths ``citebot index`` hands it. A second serving
+    process on the same data dir is refused. With a Chroma server nothing is locked. ``watch`` folders are
+    re-synced as their files change. All indexing runs in threads of its own, one run at a time.
+    """
+    data_dir = settings.retrieval.data_dir
+    lock = None if settings.retrieval.chroma_host else owner.StoreLock(data_dir)
+    if lock is not None:
+        other = owner.acquire(lock, owner.SERVE, command, on_wait, until=lambda h: h.role == owner.SERVE)
+        if other is not None:
+            raise StoreError(STORE_SERVED_ERROR.format(command=other.command, pid=other.pid, data_dir=data_dir))
+    try:
+        pipeline = Pipeline(settings.retrieval)
+        one_at_a_time = threading.Lock()
+
+        def index(paths: list[Path]) -> list[str]:
+            with one_at_a_time:
+                return pipeline.index(paths).lines()
+
+        services: list[owner.IndexService | Watcher] = []
+        if lock is not None:
+            services.append(owner.IndexService(owner.IndexRequests(data_dir), index))
+        if watch:
+            services.append(Watcher(watch, index, ignore=data_dir))
+        for service in services:
+            service.start()
+        try:
+            yield build_core(settings, pipeline=pipeline)
+        finally:
+            for service in services:
+                service.stop()
+    finally:
+        if lock is not None:
+            lock.release()

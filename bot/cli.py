@@ -9,8 +9,9 @@ import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager, nullcontext, suppress
 from pathlib import Path
 
 import click
@@ -20,12 +21,23 @@ from rich.table import Table
 from rich.text import Text
 
 from bot import logs, render, slack_adapter, slack_http, telegram_adapter
-from bot.app import build_core
+from bot.app import serving
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
 from bot.streaming import Draft
 from bot.text import one_line
-from retrieval import CitebotError, Pipeline, ProgressFn, RetrievalSettings, answer_eval, evaluate
+from retrieval import (
+    HANDED_TO_SERVER_NOTICE,
+    STORE_SERVED_ERROR,
+    WAITING_FOR_WRITER_NOTICE,
+    CitebotError,
+    Pipeline,
+    ProgressFn,
+    RetrievalSettings,
+    answer_eval,
+    evaluate,
+    owner,
+)
 
 logger = logging.getLogger(__name__)
 console = Console(highlight=False)
@@ -62,16 +74,55 @@ def _progress_bar() -> Iterator[ProgressFn]:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def index(paths: tuple[Path, ...]) -> None:
-    """Index files and folders (incremental: only changed documents are embedded)."""
-    pipeline = _pipeline()
-    with _progress_bar() as progress:
-        report = pipeline.index(paths, progress=progress)
-    # File names and the reasons quoting them are anyone's bytes: no terminal escapes, one line each.
-    click.echo(f"Indexed: {report.summary()}")
-    for skipped in report.skipped:
-        click.echo(f"  skipped {one_line(skipped.source)}: {one_line(skipped.reason)}")
-    for source in report.removed:
-        click.echo(f"  removed {one_line(source)}")
+    """Index files and folders (incremental: only changed documents are embedded).
+
+    When a bot serves the same data dir, the bot does the indexing and this command shows its report.
+    """
+    settings = RetrievalSettings()
+    with _writing(settings, "citebot index", handoff=list(paths)) as lines:
+        if lines is None:
+            with _progress_bar() as progress:
+                lines = Pipeline(settings).index(paths, progress=progress).lines()
+    for line in lines:  # file names and the reasons quoting them are anyone's bytes: no terminal escapes
+        click.echo(one_line(line))
+
+
+def _waiting(data_dir: Path) -> Callable[[owner.Holder], None]:
+    def say(holder: owner.Holder) -> None:
+        click.echo(WAITING_FOR_WRITER_NOTICE.format(command=holder.command, pid=holder.pid, data_dir=data_dir),
+                   err=True)
+
+    return say
+
+
+@contextmanager
+def _writing(settings: RetrievalSettings, command: str, *, handoff: list[Path] | None = None,
+             ) -> Iterator[list[str] | None]:
+    """Hold the embedded store's write lock for the block, which gets None; or, when a bot serves the store
+    and ``handoff`` paths are given, have the bot index them and give the block its report lines."""
+    if settings.chroma_host:
+        yield None
+        return
+    lock, data_dir = owner.StoreLock(settings.data_dir), settings.data_dir
+    while True:
+        server = owner.acquire(lock, owner.INDEX, command, _waiting(data_dir), until=lambda h: h.role == owner.SERVE)
+        if server is None:
+            break
+        if handoff is None:
+            raise click.ClickException(STORE_SERVED_ERROR.format(command=server.command, pid=server.pid,
+                                                                 data_dir=data_dir))
+        click.echo(HANDED_TO_SERVER_NOTICE.format(command=server.command, pid=server.pid, data_dir=data_dir),
+                   err=True)
+        requests = owner.IndexRequests(data_dir)
+        lines = requests.wait(requests.submit(handoff), alive=lambda: not lock.is_free())
+        if lines is not None:
+            yield lines
+            return
+        # The bot stopped before it was done: index here.
+    try:
+        yield None
+    finally:
+        lock.release()
 
 
 @cli.command()
@@ -134,8 +185,9 @@ def eval_(dataset: Path, modes: tuple[str, ...], as_json: bool) -> None:
         data = evaluate.load_beir(dataset)
     except (OSError, KeyError, ValueError) as exc:
         raise click.ClickException(f"{dataset} is not a BEIR-layout folder: {exc}") from exc
-    pipeline = Pipeline(evaluate.dataset_settings(data, RetrievalSettings()))
-    with _progress_bar() as progress:
+    settings = evaluate.dataset_settings(data, RetrievalSettings())
+    with _writing(settings, "citebot eval"), _progress_bar() as progress:
+        pipeline = Pipeline(settings)
         report = pipeline.index_documents(f"beir:{data.name}", data.documents(), progress=progress)
     click.echo(f"Indexed {data.name}: {report.summary()}", err=True)
     results = [evaluate.run_queries(pipeline.searcher, data, m) for m in modes or ("dense", "keyword", "hybrid")]
@@ -179,20 +231,44 @@ def slack(http: bool) -> None:
     """Run the Slack bot: Socket Mode by default, no public URL needed."""
     settings = BotSettings()
     slack_adapter.check_settings(settings, http=http)
-    app = slack_adapter.build_app(build_core(settings), settings)
     url = f"http://{settings.slack_http_host}:{settings.slack_http_port}{slack_http.EVENTS_PATH}"
-    click.echo(f"Starting the Slack bot ({f'HTTP mode on {url}' if http else 'Socket Mode'}); Ctrl+C stops it.",
-               err=True)
-    slack_adapter.run(app, settings, http=http)
+    with serving(settings, "citebot slack", on_wait=_waiting(settings.retrieval.data_dir)) as core:
+        app = slack_adapter.build_app(core, settings)
+        click.echo(f"Starting the Slack bot ({f'HTTP mode on {url}' if http else 'Socket Mode'}); Ctrl+C stops it.",
+                   err=True)
+        slack_adapter.run(app, settings, http=http)
 
 
 @cli.command()
 def telegram() -> None:
     """Run the Telegram bot: long polling, or a webhook when CITEBOT_TELEGRAM_WEBHOOK_URL is set."""
     settings = BotSettings()
-    application = telegram_adapter.build_application(build_core(settings), settings)
-    click.echo("Starting the Telegram bot; Ctrl+C stops it.", err=True)
-    telegram_adapter.run(application, settings)
+    with serving(settings, "citebot telegram", on_wait=_waiting(settings.retrieval.data_dir)) as core:
+        application = telegram_adapter.build_application(core, settings)
+        click.echo("Starting the Telegram bot; Ctrl+C stops it.", err=True)
+        telegram_adapter.run(application, settings)
+
+
+@cli.command()
+@click.option("--watch", "watch", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Keep this file or folder indexed as it changes (repeatable).")
+@click.option("--slack-http", "slack_http", is_flag=True, help="Slack in HTTP mode instead of Socket Mode.")
+def serve(watch: tuple[Path, ...], slack_http: bool) -> None:
+    """Run the configured front ends (Telegram, Slack) in one process on one store."""
+    settings = BotSettings()
+    telegram_on, slack_on = settings.telegram_bot_token is not None, settings.slack_bot_token is not None
+    if not (telegram_on or slack_on):
+        raise click.ClickException("no front end is configured: set TELEGRAM_BOT_TOKEN and/or SLACK_BOT_TOKEN")
+    names = " and ".join(n for n, on in (("Telegram", telegram_on), ("Slack", slack_on)) if on)
+    with serving(settings, "citebot serve", on_wait=_waiting(settings.retrieval.data_dir), watch=watch) as core, \
+            slack_adapter.running(settings, core, http=slack_http) if slack_on else nullcontext():
+        click.echo(f"Serving {names}{' and watching ' + ', '.join(map(str, watch)) if watch else ''}; "
+                   "Ctrl+C stops it.", err=True)
+        if telegram_on:
+            telegram_adapter.run(telegram_adapter.build_application(core, settings), settings)
+        else:
+            with suppress(KeyboardInterrupt):
+                threading.Event().wait()
 
 
 @cli.command()

@@ -20,7 +20,7 @@ _TOKEN_SHAPES = re.compile(
     r"|\bsk-[A-Za-z0-9_-]{16,}"  # OpenAI-style API keys
 )
 _SHORT = 8  # characters; a secret shorter than this is masked only where it is not part of a longer word
-_NOISY = ("httpx", "httpcore", "bm25s", "chromadb", "urllib3", "openai")
+_NOISY = ("httpx", "httpcore", "bm25s", "chromadb", "urllib3", "openai", "watchfiles")
 
 
 class RedactingFilter(logging.Filter):

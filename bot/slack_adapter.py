@@ -31,7 +31,8 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -118,6 +119,29 @@ def run(app: App, settings: BotSettings, *, http: bool = False) -> None:
             socket_mode_handler(app, settings).start()
     except KeyboardInterrupt:
         logger.info("Slack bot stopped")
+
+
+@contextmanager
+def running(settings: BotSettings, core: ChatCore, *, http: bool = False) -> Iterator[None]:
+    """The Slack bot answering from background threads while the block runs (``citebot serve``)."""
+    check_settings(settings, http=http)
+    app = build_app(core, settings)
+    if not http:
+        handler = socket_mode_handler(app, settings)
+        handler.connect()
+        try:
+            yield
+        finally:
+            handler.close()
+        return
+    server = http_server(app, settings)
+    thread = threading.Thread(target=server.run, name="citebot-slack-http", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 class _Listeners:

@@ -10,15 +10,21 @@ from typing import TYPE_CHECKING, Any
 
 from retrieval.citations import MARKER
 from retrieval.errors import CitebotError, ConfigError, EmbedderError, LLMError, LoadError, StoreError
-from retrieval.prompts import NOT_FOUND_PHRASE
+from retrieval.prompts import (
+    HANDED_TO_SERVER_NOTICE,
+    NOT_FOUND_PHRASE,
+    STORE_SERVED_ERROR,
+    WAITING_FOR_WRITER_NOTICE,
+)
 from retrieval.settings import RetrievalSettings, env_alias
 from retrieval.types import Answer, Citation, Passage, Turn
 
 if TYPE_CHECKING:
-    from retrieval import answer_eval, evaluate
+    from retrieval import answer_eval, evaluate, owner
     from retrieval.llm import SentenceCallback
     from retrieval.pipeline import Pipeline
     from retrieval.sync import ProgressFn, SyncReport
+    from retrieval.watch import Watcher
 
 __all__ = [
     "Answer",
@@ -29,22 +35,27 @@ __all__ = [
     "EmbedderError",
     "env_alias",
     "evaluate",
+    "HANDED_TO_SERVER_NOTICE",
     "LLMError",
     "LoadError",
     "MARKER",
     "NOT_FOUND_PHRASE",
+    "owner",
     "Passage",
     "Pipeline",
     "ProgressFn",
     "RetrievalSettings",
     "SentenceCallback",
+    "STORE_SERVED_ERROR",
     "StoreError",
     "SyncReport",
     "Turn",
+    "WAITING_FOR_WRITER_NOTICE",
+    "Watcher",
 ]
 
 # Name -> the module holding it (or that module itself), imported on first use.
-_LAZY = {"answer_eval": "retrieval.answer_eval",
+_LAZY = {"answer_eval": "retrieval.answer_eval", "owner": "retrieval.owner", "Watcher": "retrieval.watch",
          "Pipeline": "retrieval.pipeline", "ProgressFn": "retrieval.sync", "SentenceCallback": "retrieval.llm",
          "SyncReport": "retrieval.sync", "evaluate": "retrieval.evaluate"}
 

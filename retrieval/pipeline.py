@@ -49,19 +49,13 @@ class Pipeline:
 
     def index(self, paths: Iterable[Path], *, progress: ProgressFn | None = None) -> SyncReport:
         """Bring the index in line with these files and folders."""
-        report = sync(paths, self.store, self.settings, progress=progress)
-        if report.changed:
-            self.searcher.refresh()
-        return report
+        return sync(paths, self.store, self.settings, progress=progress)
 
     def index_documents(
         self, root: str, docs: Iterable[LoadedDocument], *, progress: ProgressFn | None = None
     ) -> SyncReport:
         """Bring the index in line with documents already in memory, the whole contents of ``root``."""
-        report = sync_documents(root, docs, self.store, self.settings, progress=progress)
-        if report.changed:
-            self.searcher.refresh()
-        return report
+        return sync_documents(root, docs, self.store, self.settings, progress=progress)
 
     def search(self, question: str, *, k: int | None = None) -> SearchResult:
         """The best passages for ``question``."""

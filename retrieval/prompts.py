@@ -40,6 +40,17 @@ LLM_UNVERIFIED_NOTICE = (
 )
 LLM_UNAVAILABLE_NOTICE = "The language model is unavailable ({reason}); showing the extractive answer."
 
+# What citebot says when another process holds an embedded store's write lock (retrieval/owner.py).
+HANDED_TO_SERVER_NOTICE = (
+    "{command} (pid {pid}) serves the store in {data_dir}: it is indexing these paths and answers from them "
+    "as soon as they are in."
+)
+WAITING_FOR_WRITER_NOTICE = "Waiting for {command} (pid {pid}) to finish writing the store in {data_dir}..."
+STORE_SERVED_ERROR = (
+    "{command} (pid {pid}) already serves the store in {data_dir}: run the front ends together with "
+    "`citebot serve`, give this one another CITEBOT_DATA_DIR, or share a Chroma server (CHROMA_HOST)"
+)
+
 
 def placeholders(template: str) -> set[str]:
     """The ``{names}`` a template is formatted with."""

@@ -46,6 +46,12 @@ class RetrievalSettings(BaseSettings):
     max_file_mb: float = Field(
         50.0, gt=0, description="Larger files are skipped: embedding them would take hours on a CPU."
     )
+    max_extracted_chars: int = Field(
+        5_000_000, ge=1, description="A file whose text runs longer is skipped (a small PDF can expand to 20 MB)."
+    )
+    max_extract_seconds: float = Field(
+        120.0, gt=0, description="A PDF, DOCX or HTML file that takes longer to read is skipped."
+    )
 
     embedder: Literal["minilm-l6-int8", "paraphrase-minilm-l3"] = Field(
         "minilm-l6-int8", description="Packaged embedding model (see BENCHMARKS.md for the choice)."

@@ -1,18 +1,24 @@
 """The chunk store: a Chroma collection, embedded in the data directory or on a Chroma server.
 
-With the embedder's Chroma face (``embeddings.ChromaEmbeddingFunction``), the only module that imports
-``chromadb``. Chunks carry their document's content hash and chunk count, which is what makes re-indexing
-incremental and crash-safe: a document counts as indexed only when all of its chunks with the current hash
-are present; anything else is rewritten on the next run. Chunk ids are deterministic, so a rewrite replaces
-and never duplicates.
+This is the only module that imports ``chromadb``. Beside the chunks' collection, ``<name>-documents`` holds
+one record per document (content hash, chunk count, the generation that wrote it, pending or removed) and
+the store's generation record, which every write bumps. Both live where the chunks live, so replicas on a
+Chroma server share them. Each process keeps a local ``Catalog`` (the documents and the keyword index) and
+catches it up from the records written since its last look: a change costs its own documents, never a scan.
+
+A write marks its documents pending (record and catalog) before touching their chunks and commits their new
+state only after, so a run killed half-way leaves them pending and the next sync rewrites them. Chunk ids
+are deterministic, so a rewrite replaces and never duplicates.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import chromadb
@@ -21,13 +27,16 @@ import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from langchain_core.documents import Document
 
+from retrieval.catalog import FORMAT, Catalog, ChunkTerms, DocumentRow
 from retrieval.embeddings import ChromaEmbeddingFunction, Embedder
 from retrieval.errors import ConfigError, StoreError
+from retrieval.keyword import keyword_text
 from retrieval.settings import RetrievalSettings
 
 logger = logging.getLogger(__name__)
 
 _PAGE = 5000  # rows per get() page when scanning the collection
+_GENERATION_ID = "~generation"  # the record in the documents collection that every write bumps
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,9 @@ class DocState:
 
     doc_hash: str
     n_chunks: int  # how many chunks the document was cut into
-    present: int  # how many of them are stored
+    present: int  # how many of them are stored (-1: a write of it was interrupted)
+    size: int | None = None  # the file's size and modification time when it was last found unchanged
+    mtime_ns: int | None = None
 
     @property
     def complete(self) -> bool:
@@ -59,6 +70,14 @@ def root_key(root: str) -> str:
 def chunk_id(root: str, source: str, index: int) -> str:
     digest = hashlib.sha256("\0".join((root, source)).encode()).hexdigest()[:20]
     return f"{digest}:{index}"
+
+
+def _source_key(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()[:20]
+
+
+def _terms(text: str, metadata: Mapping[str, Any]) -> str:
+    return keyword_text(text, str(metadata.get("title") or ""))
 
 
 def _http_client(settings: RetrievalSettings, chroma_settings: ChromaSettings) -> chromadb.ClientAPI:
@@ -121,28 +140,44 @@ class ChunkStore:
                 f"collection {self.name!r} was built with embedder {built_with!r}, not {embedder.name!r}: "
                 f"set CITEBOT_EMBEDDER={built_with} or index into another CITEBOT_COLLECTION"
             )
+        try:  # one record per document and the generation record: what every reader catches up from
+            self._documents = self.client.get_or_create_collection(
+                f"{self.name}-documents",
+                embedding_function=ChromaEmbeddingFunction(embedder),  # type: ignore[arg-type]
+            )
+        except Exception as exc:
+            raise StoreError(f"cannot open collection {self.name!r}-documents: {exc}") from exc
+        self.catalog = Catalog(Path(settings.data_dir) / "catalog" / f"{self.name}.sqlite")
+        self._open_catalog()
 
     def count(self) -> int:
         return self._call(self._collection.count)
 
-    def document_states(self, root: str) -> dict[str, DocState]:
-        """Per source path below ``root``: its stored hash, expected and present chunk counts."""
-        counts: dict[tuple[str, str], list[int]] = {}
-        for chunk in self.scan(where={"root": root_key(root)}, documents=False):
-            key = (str(chunk.metadata["source"]), str(chunk.metadata["doc_hash"]))
-            counts.setdefault(key, [int(chunk.metadata["n_chunks"]), 0])[1] += 1
-        states: dict[str, DocState] = {}
-        for (source, doc_hash), (n_chunks, present) in counts.items():
-            # Two hashes for one source mean a rewrite was interrupted: mark it incomplete.
-            if source in states:
-                states[source] = DocState(doc_hash, n_chunks, -1)
-            else:
-                states[source] = DocState(doc_hash, n_chunks, present)
-        return states
+    def generation(self) -> tuple[int, str]:
+        """The store's generation and the nonce of the write that set it: any write changes the pair."""
+        res = self._call(self._documents.get, ids=[_GENERATION_ID], include=["metadatas"])
+        if not res["ids"]:
+            return 0, ""
+        meta = res["metadatas"][0]
+        return int(meta["generation"]), str(meta["nonce"])
 
-    def write(self, root: str, chunks: Sequence[Document], embeddings: np.ndarray) -> None:
-        """Replace every stored chunk of the chunks' documents with these ones."""
-        self.remove(root, sorted({str(c.metadata["source"]) for c in chunks}))
+    def document_states(self, root: str) -> dict[str, DocState]:
+        """Per source path below ``root``: its stored hash and chunk count, from the catalog (no scan)."""
+        self.catch_up()
+        return {
+            source: DocState(row.doc_hash, row.n_chunks, row.n_chunks if row.doc_hash else -1, row.size,
+                             row.mtime_ns)
+            for source, row in self.catalog.documents(root_key(root)).items()
+        }
+
+    def write(self, root: str, chunks: Sequence[Document], embeddings: np.ndarray,
+              stamps: Mapping[str, tuple[int, int]] | None = None) -> None:
+        """Replace every stored chunk of the chunks' documents with these ones.
+
+        ``stamps`` maps a source to its file's (size, mtime_ns), which lets a later sync skip hashing it.
+        """
+        sources = sorted({str(c.metadata["source"]) for c in chunks})
+        generation, caught_up = self._begin(root, sources)
         ids = [chunk_id(root, c.metadata["source"], c.metadata["chunk_index"]) for c in chunks]
         metadatas = [{**c.metadata, "root": root_key(root)} for c in chunks]
         step = self._call(self.client.get_max_batch_size)
@@ -154,12 +189,87 @@ class ChunkStore:
                 metadatas=metadatas[i : i + step],
                 embeddings=embeddings[i : i + step],
             )
+        first = {str(c.metadata["source"]): c.metadata for c in chunks}
+        rows = [
+            DocumentRow(root_key(root), s, str(first[s]["doc_hash"]), int(first[s]["n_chunks"]), generation,
+                        *(stamps or {}).get(s, (None, None)))
+            for s in sources
+        ]
+        self._put_rows(rows, generation)
+        self.catalog.replace(rows, [ChunkTerms(i, str(m["source"]), _terms(c.page_content, m))
+                                    for i, c, m in zip(ids, chunks, metadatas, strict=True)])
+        self._finish(generation, caught_up)
 
     def remove(self, root: str, sources: Sequence[str]) -> None:
         """Delete the chunks of these documents."""
-        for i in range(0, len(sources), 500):
-            where = {"$and": [{"root": root_key(root)}, {"source": {"$in": list(sources[i : i + 500])}}]}
+        if not sources:
+            return
+        generation, caught_up = self._begin(root, sources)
+        self._put_records(root, sources, generation, removed=True)
+        self.catalog.remove(root_key(root), sources)
+        self._finish(generation, caught_up)
+
+    def _begin(self, root: str, sources: Sequence[str]) -> tuple[int, bool]:
+        """Mark ``sources`` pending (record and catalog) and delete their chunks: the first half of a change.
+
+        Returns the change's generation and whether the catalog had applied every change before it.
+        """
+        generation, nonce = self.generation()
+        caught_up = (str(generation), nonce) == (self.catalog.get_meta("generation"), self.catalog.get_meta("nonce"))
+        rk = root_key(root)
+        settled = self.catalog.chunk_ids(rk, sources)
+        unsettled = [s for s in sources if s not in settled]
+        self._put_records(root, sources, generation + 1, pending=True)  # an interrupted change stays visible
+        self.catalog.mark_pending(rk, sources)
+        known = [i for s in sources for i in settled.get(s, [])]
+        if known:
+            self._call(self._collection.delete, ids=known)
+        # A document the catalog has no settled chunks of may still have some, from an interrupted run:
+        # find them by metadata (slower at scale) unless its record says nothing of it was ever stored.
+        records = self._call(self._documents.get, ids=[f"{rk}:{_source_key(s)}" for s in unsettled],
+                             include=["metadatas"])["metadatas"] if unsettled else []
+        stale = [str(m["source"]) for m in records if not m["removed"]]
+        for i in range(0, len(stale), 500):
+            where = {"$and": [{"root": rk}, {"source": {"$in": stale[i : i + 500]}}]}
             self._call(self._collection.delete, where=where)
+        return generation + 1, caught_up
+
+    def _finish(self, generation: int, caught_up: bool) -> None:
+        """Announce the change to every reader; a catalog that was current is current again without a look."""
+        nonce = self._set_generation(generation)
+        if caught_up:
+            self.catalog.set_meta(generation=str(generation), nonce=nonce)
+
+    def stamp(self, root: str, source: str, size: int, mtime_ns: int) -> None:
+        """Remember an unchanged file's size and modification time, so the next sync need not hash it."""
+        self.catalog.stamp(root_key(root), source, size, mtime_ns)
+
+    def keyword_search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first (catalog; see ``catch_up``)."""
+        return self.catalog.search(query, k)
+
+    def catch_up(self) -> int:
+        """Bring the catalog up to the store's generation, one changed document at a time.
+
+        Another process (or replica) that wrote to the store bumped its generation; the documents it wrote
+        or removed since the catalog's last look carry a generation at least that high. Returns how many
+        documents changed in the catalog.
+        """
+        generation, nonce = self.generation()
+        applied = int(self.catalog.get_meta("generation") or 0)
+        if (applied, self.catalog.get_meta("nonce") or "") == (generation, nonce):
+            return 0
+        # At or above: a second writer may have used the generation this catalog last applied.
+        changed, unsettled = 0, []
+        for meta in self._records(where={"generation": {"$gte": applied}}):
+            changed += self._apply_record(meta, unsettled)
+        if unsettled:  # being written right now: look again from there next time
+            self.catalog.set_meta(generation=str(min(unsettled)), nonce="")
+        else:
+            self.catalog.set_meta(generation=str(generation), nonce=nonce)
+        if changed:
+            logger.info("catalog caught up with %d changed document(s), generation %d", changed, generation)
+        return changed
 
     def query(self, embedding: np.ndarray, k: int) -> list[tuple[StoredChunk, float]]:
         """The ``k`` nearest chunks (fewer when the store holds fewer) with their cosine similarity, best first."""
@@ -199,6 +309,103 @@ class ChunkStore:
             if len(res["ids"]) < _PAGE:
                 return
             offset += _PAGE
+
+    def _open_catalog(self) -> None:
+        """Rebuild the catalog from the collection when it was made for another one, or by an older citebot."""
+        identity = f"{FORMAT}:{self._collection.id}:{self._documents.id}"
+        if self.catalog.get_meta("identity") == identity:
+            return
+        if self.catalog.get_meta("identity") is not None or self.count():
+            logger.info("rebuilding the catalog of collection %r from the store", self.name)
+        self.catalog.clear()
+        if self.count():
+            self._rebuild_catalog()
+            self.catalog.optimize()
+        self.catalog.set_meta(identity=identity)
+
+    def _rebuild_catalog(self) -> None:
+        """Read every chunk once: per document, the catalog rows and (for a store older than the document
+        records) the records themselves. A document not completely stored is left out, so sync rewrites it."""
+        by_doc: dict[tuple[str, str], list[StoredChunk]] = {}
+        for chunk in self.scan():
+            by_doc.setdefault((str(chunk.metadata["root"]), str(chunk.metadata["source"])), []).append(chunk)
+        generation, nonce = self.generation()
+        records = {(str(m["root"]), str(m["source"])): m for m in self._records()} if generation else {}
+        rows, terms = [], []
+        for (rk, source), stored in by_doc.items():
+            hashes = {str(c.metadata["doc_hash"]) for c in stored}
+            n_chunks = int(stored[0].metadata["n_chunks"])
+            record = records.get((rk, source))
+            if len(hashes) > 1 or len(stored) != n_chunks or (
+                    record is not None and (record["pending"] or record["doc_hash"] != next(iter(hashes)))):
+                continue
+            rows.append(DocumentRow(rk, source, hashes.pop(), n_chunks, generation))
+            terms += [ChunkTerms(c.id, source, _terms(c.text, c.metadata)) for c in stored]
+        if not generation:  # a store written before document records existed
+            self._put_rows(rows, 1)
+            generation = 2  # above the records, so catching up never reads them all again
+            nonce = self._set_generation(generation)
+        self.catalog.replace(rows, terms)
+        self.catalog.set_meta(generation=str(generation), nonce=nonce)
+        logger.info("catalog rebuilt: %d documents, %d chunks", len(rows), len(terms))
+
+    def _apply_record(self, meta: Mapping[str, Any], unsettled: list[int]) -> int:
+        """Bring one document of the catalog in line with its record; 1 when the catalog changed."""
+        rk, source = str(meta["root"]), str(meta["source"])
+        row = self.catalog.document(rk, source)
+        if meta["pending"]:
+            unsettled.append(int(meta["generation"]))
+            return 0
+        if meta["removed"]:
+            if row is None:
+                return 0
+            self.catalog.remove(rk, [source])
+            return 1
+        if row is not None and row.doc_hash == meta["doc_hash"]:
+            return 0
+        stored = list(self.scan(where={"$and": [{"root": rk}, {"source": source}]}))
+        if len(stored) != int(meta["n_chunks"]) or any(c.metadata["doc_hash"] != meta["doc_hash"] for c in stored):
+            unsettled.append(int(meta["generation"]))
+            return 0
+        new = DocumentRow(rk, source, str(meta["doc_hash"]), int(meta["n_chunks"]), int(meta["generation"]))
+        self.catalog.replace([new], [ChunkTerms(c.id, source, _terms(c.text, c.metadata)) for c in stored])
+        return 1
+
+    def _records(self, where: dict[str, Any] | None = None) -> Iterator[Mapping[str, Any]]:
+        """The document records (matching ``where``), page by page; the generation record left out."""
+        offset = 0
+        while True:
+            res = self._call(self._documents.get, where=where, include=["metadatas"], limit=_PAGE, offset=offset)
+            yield from (m for m in res["metadatas"] if "source" in m)
+            if len(res["ids"]) < _PAGE:
+                return
+            offset += _PAGE
+
+    def _put_records(self, root: str, sources: Sequence[str], generation: int, *, pending: bool = False,
+                     removed: bool = False) -> None:
+        """Mark the records of ``sources`` pending (a write under way) or removed, at ``generation``."""
+        empty = [DocumentRow(root_key(root), s, "", 0, generation) for s in sources]
+        self._put_rows(empty, generation, pending=pending, removed=removed)
+
+    def _put_rows(self, rows: Sequence[DocumentRow], generation: int, *, pending: bool = False,
+                  removed: bool = False) -> None:
+        for i in range(0, len(rows), 1000):
+            part = rows[i : i + 1000]
+            self._call(
+                self._documents.upsert,
+                ids=[f"{r.root}:{_source_key(r.source)}" for r in part],
+                metadatas=[{"root": r.root, "source": r.source, "doc_hash": r.doc_hash, "n_chunks": r.n_chunks,
+                            "generation": generation, "pending": pending, "removed": removed} for r in part],
+                embeddings=np.ones((len(part), 1), dtype=np.float32),
+            )
+
+    def _set_generation(self, generation: int) -> str:
+        """Announce a finished write to every reader; returns the nonce that tells two writers' equal numbers
+        apart."""
+        nonce = uuid.uuid4().hex
+        self._call(self._documents.upsert, ids=[_GENERATION_ID], embeddings=np.ones((1, 1), dtype=np.float32),
+                   metadatas=[{"generation": generation, "nonce": nonce}])
+        return nonce
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:

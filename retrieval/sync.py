@@ -2,7 +2,9 @@
 
 A document whose bytes hash the same as its stored chunks (all present) is left alone; a changed one is
 re-chunked, re-embedded and replaced; a file that disappeared from an indexed folder has its chunks
-removed. Unreadable files are skipped with a one-line reason and counted; the run goes on.
+removed. What is stored is read from the store's catalog (one row per document), never from the chunks,
+and a file whose size and modification time match the catalog's is not even hashed. Unreadable files are
+skipped with a one-line reason and counted; the run goes on.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from langchain_core.documents import Document
 
 from retrieval.chunking import split
 from retrieval.errors import LoadError
-from retrieval.loaders import LoadedDocument, Skipped, discover, load
+from retrieval.extract import load_bounded
+from retrieval.loaders import LoadedDocument, Skipped, discover
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkStore, DocState
 
@@ -48,6 +51,11 @@ class SyncReport:
             f"{len(self.removed)} removed, {len(self.skipped)} skipped ({self.chunks_embedded} chunks embedded)"
         )
 
+    def lines(self) -> list[str]:
+        """The report as ``citebot index`` prints it: the summary, then a line per skipped or removed file."""
+        return ([f"Indexed: {self.summary()}"] + [f"  skipped {s.source}: {s.reason}" for s in self.skipped]
+                + [f"  removed {source}" for source in self.removed])
+
 
 ProgressFn = Callable[[str, int, int], None]  # (current source, documents done, documents total)
 
@@ -61,6 +69,7 @@ class _Item:
     size: int  # bytes (characters for documents already in memory)
     digest: Callable[[], str]
     load: Callable[[], LoadedDocument]
+    mtime_ns: int | None = None  # a file's; with ``size``, what lets an unchanged file go unhashed
 
 
 def file_hash(path: Path) -> str:
@@ -91,9 +100,11 @@ def sync(
                 report.skipped.append(item)
         elif not ours(item[0]):
             path, root = item
+            stat = path.stat()
             items.append(
-                _Item(str(root.resolve()), path.relative_to(root).as_posix(), path.stat().st_size,
-                      lambda p=path: file_hash(p), lambda p=path, r=root: load(p, r))
+                _Item(str(root.resolve()), path.relative_to(root).as_posix(), stat.st_size,
+                      lambda p=path: file_hash(p), lambda p=path, r=root: load_bounded(p, r, settings),
+                      stat.st_mtime_ns)
             )
     _run(items, folders, store, settings, report, progress)
     return report
@@ -145,7 +156,7 @@ def _sync_one(item: _Item, state: DocState | None, batch: _Batch, settings: Retr
         report.skipped.append(Skipped(item.source, reason))
         return
     try:
-        if state and state.complete and state.doc_hash == item.digest():
+        if state and state.complete and _unchanged(item, state, batch.store):
             report.unchanged.append(item.source)
             return
         chunks = split(item.load(), chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
@@ -158,7 +169,18 @@ def _sync_one(item: _Item, state: DocState | None, batch: _Batch, settings: Retr
         report.skipped.append(Skipped(item.source, f"cannot read: {exc.strerror or exc}"))
         return
     (report.updated if state else report.added).append(item.source)
-    batch.add(item.root, chunks)
+    batch.add(item.root, chunks, None if item.mtime_ns is None else (item.size, item.mtime_ns))
+
+
+def _unchanged(item: _Item, state: DocState, store: ChunkStore) -> bool:
+    """Whether the stored document is this one: the same size and modification time, or else the same hash."""
+    if item.mtime_ns is not None and (state.size, state.mtime_ns) == (item.size, item.mtime_ns):
+        return True
+    if state.doc_hash != item.digest():
+        return False
+    if item.mtime_ns is not None:
+        store.stamp(item.root, item.source, item.size, item.mtime_ns)
+    return True
 
 
 class _Batch:
@@ -167,13 +189,16 @@ class _Batch:
     def __init__(self, store: ChunkStore, report: SyncReport) -> None:
         self.store, self.report = store, report
         self.chunks: list[Document] = []
+        self.stamps: dict[str, tuple[int, int]] = {}
         self.root = ""
 
-    def add(self, root: str, chunks: list[Document]) -> None:
+    def add(self, root: str, chunks: list[Document], stamp: tuple[int, int] | None) -> None:
         if self.root != root:
             self.flush()
             self.root = root
         self.chunks += chunks
+        if stamp:
+            self.stamps[str(chunks[0].metadata["source"])] = stamp
         if len(self.chunks) >= _FLUSH_CHUNKS:
             self.flush()
 
@@ -181,6 +206,6 @@ class _Batch:
         if not self.chunks:
             return
         vectors = self.store.embedder.embed([c.page_content for c in self.chunks])
-        self.store.write(self.root, self.chunks, np.asarray(vectors, dtype=np.float32))
+        self.store.write(self.root, self.chunks, np.asarray(vectors, dtype=np.float32), self.stamps)
         self.report.chunks_embedded += len(self.chunks)
-        self.chunks = []
+        self.chunks, self.stamps = [], {}

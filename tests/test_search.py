@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.keyword import KeywordIndex
 from retrieval.pipeline import Pipeline
 from retrieval.search import Searcher, minmax, rrf, score_fusion
 from retrieval.settings import RetrievalSettings
@@ -57,7 +56,7 @@ def test_search_passages_carry_scores_and_metadata(pipeline: Pipeline) -> None:
 def test_search_keyword_index_survives_restart(pipeline: Pipeline) -> None:
     again = Pipeline(pipeline.settings)
     assert again.search("E4021").passages[0].source == "code.txt"
-    assert (Path(pipeline.settings.data_dir) / "keyword" / pipeline.store.name / "ids.json").exists()
+    assert (Path(pipeline.settings.data_dir) / "catalog" / f"{pipeline.store.name}.sqlite").exists()
 
 
 def test_search_keyword_side_sees_another_writers_documents_within_seconds(tmp_path: Path) -> None:
@@ -70,7 +69,7 @@ def test_search_keyword_side_sees_another_writers_documents_within_seconds(tmp_p
     assert reader.search("E4021").passages[0].keyword_rank == 1
     (folder / "pump.txt").write_text("Error P7781 means the pump impeller is clogged; flush it with water.")
     writer.index([folder])
-    time.sleep(2.1)  # the reader compares its keyword index with the store every two seconds at most
+    time.sleep(1.1)  # the reader looks at the store's generation every second at most
     top = reader.search("P7781").passages[0]
     assert top.source == "pump.txt"
     assert top.keyword_rank == 1
@@ -110,14 +109,23 @@ def test_search_keyword_side_knows_the_title_of_every_chunk(tmp_path: Path) -> N
     (folder / "manual.md").write_text("# Frobnicator manual\n\n" + "\n\n".join(paragraphs))
     p = Pipeline(RetrievalSettings(data_dir=tmp_path / "data", chunk_size=100, chunk_overlap=0))
     p.index([folder])
-    hits = p.searcher.keyword_index().search("frobnicator", 10)
+    hits = p.store.keyword_search("frobnicator", 10)
     assert len(hits) == p.store.count() > 1
     top = p.search("frobnicator gasket").passages[0]
     assert "gasket" in top.text and "Frobnicator" not in top.text
 
 
-def test_keyword_index_of_an_older_format_is_not_loaded(tmp_path: Path) -> None:
-    KeywordIndex.build(["a"], ["gasket"]).save(tmp_path / "index")
-    assert KeywordIndex.load(tmp_path / "index") is not None
-    (tmp_path / "index" / "format.json").write_text("1")
-    assert KeywordIndex.load(tmp_path / "index") is None
+def test_search_catalog_deleted_or_of_an_older_format_is_rebuilt_from_the_store(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "code.txt").write_text("Error E4021 means the frobnicator gasket is misaligned; reseat it.")
+    settings = RetrievalSettings(data_dir=tmp_path / "data", _env_file=None)
+    assert Pipeline(settings).index([folder]).added == ["code.txt"]
+    catalog = tmp_path / "data" / "catalog" / "citebot.sqlite"
+    Pipeline(settings).store.catalog.set_meta(identity="0:old")
+    assert Pipeline(settings).search("E4021").passages[0].keyword_rank == 1
+    for path in catalog.parent.glob("citebot.sqlite*"):
+        path.unlink()
+    again = Pipeline(settings)
+    assert again.search("E4021").passages[0].keyword_rank == 1
+    assert again.index([folder]).unchanged == ["code.txt"]  # the documents' states came back too

@@ -6,6 +6,8 @@ import pytest
 
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
+from retrieval.store import root_key
+from tests.fixtures_docs import make_docx
 
 SEEDS = Path(__file__).parent.parent / "seeds"
 
@@ -83,7 +85,8 @@ def test_sync_interrupted_rewrite_is_completed_without_duplicates(pipeline: Pipe
     pipeline.index([folder])
     full = sorted(c.id for c in pipeline.store.scan())
     assert len(full) > 2
-    # A run killed half-way through writing leaves some of the document's chunks missing.
+    # A run killed half-way through rewriting the document: it was marked pending, half its chunks are gone.
+    pipeline.store.catalog.mark_pending(root_key(str(folder.resolve())), ["review.txt"])
     pipeline.store._collection.delete(ids=full[: len(full) // 2])
     report = pipeline.index([folder])
     assert report.updated == ["review.txt"]
@@ -113,3 +116,43 @@ def test_sync_file_over_the_size_limit_is_skipped_with_reason(tmp_path: Path, do
     assert [s.source for s in report.skipped] == ["huge.txt"]
     assert "CITEBOT_MAX_FILE_MB" in report.skipped[0].reason
     assert sorted(report.added) == ["fibroblasts.md", "vessels.txt"]
+
+
+def _expanding(docs: Path, parts: int) -> Path:
+    """A small DOCX that expands to about 3,500 characters of text per part."""
+    paragraph = "The stromal compartment of the tumour shapes how the immune cells respond to therapy. " * 4
+    return make_docx(docs / "expanding.docx", [(f"Part {n}", [paragraph] * 10) for n in range(parts)])
+
+
+def test_sync_file_expanding_past_the_text_limit_is_skipped_with_reason(tmp_path: Path, docs: Path) -> None:
+    assert _expanding(docs, 30).stat().st_size < 50_000  # 105,000 characters of text
+    pipeline = Pipeline(RetrievalSettings(data_dir=tmp_path / "data", max_extracted_chars=50_000))
+    report = pipeline.index([docs])
+    assert [s.source for s in report.skipped] == ["expanding.docx"]
+    assert "CITEBOT_MAX_EXTRACTED_CHARS" in report.skipped[0].reason
+    assert sorted(report.added) == ["fibroblasts.md", "vessels.txt"]
+
+
+def test_sync_file_reading_past_the_time_limit_is_skipped_and_the_next_one_read(tmp_path: Path, docs: Path) -> None:
+    _expanding(docs, 170)  # parses for about 7 s on a busy machine; the short one in 20 ms
+    make_docx(docs / "short.docx", [("Vessels", ["Pericytes wrap the capillaries of the tumour."])])
+    pipeline = Pipeline(RetrievalSettings(data_dir=tmp_path / "data", max_extract_seconds=1.0))
+    report = pipeline.index([docs])
+    assert [s.source for s in report.skipped] == ["expanding.docx"]
+    assert "CITEBOT_MAX_EXTRACT_SECONDS" in report.skipped[0].reason
+    assert sorted(report.added) == ["fibroblasts.md", "short.docx", "vessels.txt"]
+
+
+def test_sync_store_of_an_older_citebot_is_taken_over_without_reembedding(pipeline: Pipeline, docs: Path) -> None:
+    pipeline.index([docs])
+    # What an older citebot left: the chunks only, no document records and no catalog.
+    pipeline.store.client.delete_collection(f"{pipeline.store.name}-documents")
+    for path in pipeline.store.catalog.path.parent.glob("*"):
+        path.unlink()
+    again = Pipeline(pipeline.settings)
+    assert again.search("VEGF anti-angiogenic blood vessels").passages[0].source == "vessels.txt"
+    report = again.index([docs])
+    assert sorted(report.unchanged) == ["fibroblasts.md", "vessels.txt"] and report.chunks_embedded == 0
+    (docs / "vessels.txt").unlink()
+    assert again.index([docs]).removed == ["vessels.txt"]
+    assert Pipeline(pipeline.settings).store.catalog.chunk_count() == again.store.count()

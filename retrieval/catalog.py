@@ -1,0 +1,246 @@
+"""The catalog: a SQLite file beside the store that sync and keyword search read instead of Chroma.
+
+It holds one row per indexed document (content hash, chunk count, file size and modification time, the
+generation that wrote it) and an FTS5 table of every chunk's analysed terms, ranked by SQLite's BM25. A
+document's change is one transaction over both, so adding or removing one document costs that document's
+chunks, not the corpus; readers in any thread or process on the machine see it the moment it commits (WAL
+mode). The file is rebuilt from the Chroma collection when it is missing, of an older ``FORMAT`` or made for
+another collection (``collection_id``), so it can always be deleted.
+
+FTS5 was chosen over tantivy and over segments of ``bm25s``: it ships with Python's ``sqlite3``, commits a
+document's terms together with its state row, and needs no merge thread (BENCHMARKS.md, "Live index").
+The terms are our own analyser's (``keyword.analyze``: stemmed, no stop words), joined by spaces, so FTS5's
+tokenizer only splits on those spaces.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from retrieval.keyword import analyze
+
+# Bumped whenever what the catalog holds changes (schema, analyser, indexed text): older ones are rebuilt.
+FORMAT = 2
+# FTS5's BM25 gives a term found in half the rows or more no weight at all (its IDF, log((N - n + 0.5) /
+# (n + 0.5)), is clamped at zero), so in a help desk of a few documents most words would count for nothing.
+# These rows, of one padding term each chunk's typical length, sit in every catalog as documents holding
+# no real term: at 100k chunks they shift each IDF by about 1%, at five documents they keep it positive.
+_PAD_ROWS = 1000
+_PAD_TEXT = " ".join(["__pad__"] * 100)  # about a default chunk's terms; "__pad__" is no analysed word
+# FTS5 scores every row holding any question term, and that is what a query costs (66 ms at 100k chunks).
+# A term in more than this share of the chunks (and in more than _COMMON_MIN of them) weighs at most
+# log(5.7) against 6-10 for the terms that decide the ranking, so it is left out of the query: a third of
+# the time at 100k chunks, and SciFact hybrid nDCG@10 0.740 instead of 0.735 (BENCHMARKS.md, "Live index").
+_COMMON_SHARE = 0.15
+_COMMON_MIN = 1000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    root TEXT NOT NULL, source TEXT NOT NULL, doc_hash TEXT NOT NULL, n_chunks INTEGER NOT NULL,
+    size INTEGER, mtime_ns INTEGER, generation INTEGER NOT NULL, PRIMARY KEY (root, source)
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, root TEXT NOT NULL, source TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (root, source);
+CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5(body, tokenize="unicode61 remove_diacritics 0 tokenchars '_'");
+"""
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    """What the catalog knows of one document (``root`` is the store's root key, not a path)."""
+
+    root: str
+    source: str
+    doc_hash: str
+    n_chunks: int
+    generation: int
+    size: int | None = None
+    mtime_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class ChunkTerms:
+    """One chunk as the keyword index holds it."""
+
+    id: str
+    source: str
+    text: str  # what is indexed: ``keyword.keyword_text`` of the chunk
+
+
+class Catalog:
+    """The SQLite catalog at ``path``; safe to share between threads and processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        with self._write_lock:
+            self._db().executescript(_SCHEMA)
+        with self._transaction() as db:
+            if db.execute("SELECT count(*) FROM terms WHERE rowid < 0").fetchone()[0] < _PAD_ROWS:
+                db.execute("DELETE FROM terms WHERE rowid < 0")
+                db.executemany("INSERT INTO terms (rowid, body) VALUES (?, ?)",
+                               ((-n, _PAD_TEXT) for n in range(1, _PAD_ROWS + 1)))
+
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection: sqlite3 connections must not be shared between threads."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            # Each term's document count, read from the index itself (a per-connection view, never stored).
+            db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocabulary USING fts5vocab(main, terms, row)")
+            self._local.db = db
+        return db
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, **values: str) -> None:
+        with self._transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", values.items())
+
+    def documents(self, root: str) -> dict[str, DocumentRow]:
+        """Every document of the root key ``root``, by source."""
+        rows = self._db().execute(
+            "SELECT root, source, doc_hash, n_chunks, generation, size, mtime_ns FROM documents WHERE root = ?",
+            (root,),
+        )
+        return {r[1]: DocumentRow(*r) for r in rows}
+
+    def document(self, root: str, source: str) -> DocumentRow | None:
+        row = self._db().execute(
+            "SELECT root, source, doc_hash, n_chunks, generation, size, mtime_ns FROM documents"
+            " WHERE root = ? AND source = ?", (root, source),
+        ).fetchone()
+        return DocumentRow(*row) if row else None
+
+    def chunk_ids(self, root: str, sources: Sequence[str]) -> dict[str, list[str]]:
+        """The chunk ids of each of ``sources`` whose state is settled (not pending), by source."""
+        found: dict[str, list[str]] = {}
+        for source in sources:
+            row = self.document(root, source)
+            if row is not None and row.doc_hash:
+                found[source] = [i for (i,) in self._db().execute(
+                    "SELECT id FROM chunks WHERE root = ? AND source = ?", (root, source))]
+        return found
+
+    def chunk_count(self) -> int:
+        return int(self._db().execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+    def replace(self, docs: Sequence[DocumentRow], chunks: Iterable[ChunkTerms]) -> None:
+        """Put ``docs`` (with these chunks) in place of whatever the catalog held of them, in one commit."""
+        by_source: dict[tuple[str, str], list[ChunkTerms]] = {(d.root, d.source): [] for d in docs}
+        roots = {d.source: d.root for d in docs}
+        for chunk in chunks:
+            by_source[(roots[chunk.source], chunk.source)].append(chunk)
+        with self._transaction() as db:
+            self._delete(db, [(d.root, d.source) for d in docs])
+            for d in docs:
+                db.execute(
+                    "INSERT INTO documents (root, source, doc_hash, n_chunks, size, mtime_ns, generation)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (d.root, d.source, d.doc_hash, d.n_chunks, d.size, d.mtime_ns, d.generation),
+                )
+                for c in by_source[(d.root, d.source)]:
+                    rowid = db.execute("INSERT INTO chunks (id, root, source) VALUES (?, ?, ?)",
+                                       (c.id, d.root, d.source)).lastrowid
+                    db.execute("INSERT INTO terms (rowid, body) VALUES (?, ?)", (rowid, " ".join(analyze(c.text))))
+
+    def remove(self, root: str, sources: Sequence[str]) -> None:
+        """Forget these documents and their chunks."""
+        with self._transaction() as db:
+            self._delete(db, [(root, s) for s in sources])
+
+    def mark_pending(self, root: str, sources: Sequence[str]) -> None:
+        """Note that these documents are being rewritten: until ``replace`` commits, sync sees them incomplete."""
+        with self._transaction() as db:
+            db.executemany("UPDATE documents SET doc_hash = '' WHERE root = ? AND source = ?",
+                           ((root, s) for s in sources))
+
+    def stamp(self, root: str, source: str, size: int, mtime_ns: int) -> None:
+        """Record a file's size and modification time: while both stay, sync need not hash it again."""
+        with self._transaction() as db:
+            db.execute("UPDATE documents SET size = ?, mtime_ns = ? WHERE root = ? AND source = ?",
+                       (size, mtime_ns, root, source))
+
+    def clear(self) -> None:
+        with self._transaction() as db:
+            for table in ("documents", "chunks", "meta"):
+                db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+            db.execute("DELETE FROM terms WHERE rowid > 0")  # the padding rows stay
+
+    def optimize(self) -> None:
+        """Merge the keyword index into one segment: after a rebuild, the old rows' deletions would otherwise
+        slow every query (2-3x at 100k chunks) until FTS5's gradual merging caught up."""
+        with self._transaction() as db:
+            db.execute("INSERT INTO terms (terms) VALUES ('optimize')")
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first."""
+        match = self._match(query)
+        if not match or k <= 0:
+            return []
+        rows = self._db().execute(
+            "SELECT chunks.id, -bm25(terms) FROM terms JOIN chunks ON chunks.rowid = terms.rowid"
+            " WHERE terms MATCH ? ORDER BY rank LIMIT ?", (match, k),
+        )
+        return [(i, float(s)) for i, s in rows if s > 0]
+
+    def _match(self, query: str) -> str:
+        """An FTS5 query matching any of the question's terms but the common ones (each quoted, so no term
+        is read as an operator).
+
+        A repeated term stays repeated, so it counts once per occurrence as it did with ``bm25s``: SciFact
+        hybrid nDCG@10 0.735 against 0.732 when each term counts once (BENCHMARKS.md, "Live index").
+        """
+        terms = analyze(query)
+        if not terms:
+            return ""
+        distinct = sorted(set(terms))
+        db = self._db()
+        marks = ",".join("?" * len(distinct))
+        rows = dict(db.execute(f"SELECT term, doc FROM vocabulary WHERE term IN ({marks})", distinct))  # noqa: S608
+        common = max(_COMMON_MIN, _COMMON_SHARE * self.chunk_count())
+        kept = [t for t in terms if rows.get(t, 0) <= common] or terms
+        return " OR ".join(f'"{t}"' for t in kept)
+
+    def _delete(self, db: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> None:
+        for root, source in keys:
+            rowids = [r for (r,) in db.execute("SELECT rowid FROM chunks WHERE root = ? AND source = ?",
+                                               (root, source))]
+            db.executemany("DELETE FROM terms WHERE rowid = ?", ((r,) for r in rowids))
+            db.execute("DELETE FROM chunks WHERE root = ? AND source = ?", (root, source))
+            db.execute("DELETE FROM documents WHERE root = ? AND source = ?", (root, source))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db(), self._write_lock)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` .. ``COMMIT`` (or ``ROLLBACK``), one writer thread of this process at a time."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
+        self.db, self.lock = db, lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
+

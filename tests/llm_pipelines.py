@@ -20,10 +20,13 @@ def llm_pipeline(indexed: Pipeline, base_url: str, **overrides: Any) -> Pipeline
 
 
 def cited_reply(pipeline: Pipeline, question: str, extra: str = "") -> str:
-    """A model's answer quoting the two best passages for ``question``, cited as the prompt numbers them.
+    """A model's answer quoting the best passages of two documents for ``question``, cited as the prompt
+    numbers them (so the verified answer cites them as [1] and [2]).
 
     ``extra`` goes between the two sentences, e.g. a claim citing a passage that was not given.
     """
     passages = pipeline.search(question).passages
-    quotes = [max((p.text[a:b] for a, b in sentence_spans(p.text)), key=len).rstrip(".") for p in passages[:2]]
-    return f"{quotes[0]} [1]. {extra}{quotes[1]} [2]."
+    first = next(n for n, p in enumerate(passages) if p.document != passages[0].document)
+    quotes = [max((p.text[a:b] for a, b in sentence_spans(p.text)), key=len).rstrip(".")
+              for p in (passages[0], passages[first])]
+    return f"{quotes[0]} [1]. {extra}{quotes[1]} [{first + 1}]."

@@ -165,7 +165,7 @@ def test_core_stores_hostile_questions_verbatim(seed_core: ChatCore) -> None:
 def test_core_seed_question_still_answered_after_the_bad_ones(seed_core: ChatCore) -> None:
     reply = ask(seed_core, SEED_QUESTION)
     assert reply.kind == "answer" and reply.answer.citations
-    assert "immune checkpoints" in reply.text.lower()
+    assert "target" in reply.text.lower()
 
 
 # --- any text at all, through the core with a recording responder ---------------------------------------

@@ -305,7 +305,8 @@ def test_security_obedient_model_cannot_cite_unretrieved_passages_or_leak_the_pr
     assert INJECTED[:60] not in sent[0]["content"] and INJECTED[:60] in sent[-1]["content"]
     assert verify(answer) == []
     retrieved = {p.id for p in answer.passages}
-    assert all(c.passage.id in retrieved for c in answer.citations) and len(answer.passages) <= 6
+    assert all(c.passage.id in retrieved for c in answer.citations)
+    assert len(answer.passages) <= pipeline.settings.read_k
     assert "[9]" not in answer.text
     for rule in system.split(". ")[:2]:
         assert rule[:40] not in answer.text, answer.text

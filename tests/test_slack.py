@@ -199,7 +199,7 @@ def test_slack_mention_answered_in_thread_with_citations_and_buttons(start_bot, 
     [post] = slack.wait_for("chat.postMessage")
     assert post["channel"] == HELPDESK and post["thread_ts"] == event["ts"]
     shown = texts(post["blocks"])
-    assert "[1]" in shown and "immune checkpoints" in shown.lower()
+    assert "[1]" in shown and "target" in shown.lower()
     assert post["text"] and "[1]" in post["text"]  # the notification fallback
     assert any(b["type"] == "context" and b["elements"][0]["text"].startswith("[1] ") for b in post["blocks"])
     actions = next(b for b in post["blocks"] if b["type"] == "actions")

@@ -119,8 +119,7 @@ def test_telegram_answers_a_private_question_with_cited_html(
     core = cores(configure(), seeded_pipeline)
 
     async def scenario() -> None:
-        question = telegram.send(private_chat(ADA), ADA,
-                                 "What are the therapeutic targets in the tumor microenvironment?")
+        question = telegram.send(private_chat(ADA), ADA, "What are the therapeutic targets in the TME?")
         [answer] = await telegram.wait_for("sendMessage")
         assert replies_to(question)(answer)
         assert answer.params["parse_mode"] == "HTML"
@@ -654,7 +653,7 @@ def test_cli_telegram_serves_through_the_configured_server(
 
     def play() -> None:
         try:
-            telegram.send(private_chat(ADA), ADA, "What are the therapeutic targets in the tumor microenvironment?")
+            telegram.send(private_chat(ADA), ADA, "What are the therapeutic targets in the TME?")
             answers.extend(asyncio.run(telegram.wait_for("sendMessage", timeout=30)))
         finally:
             if telegram.calls("getUpdates"):  # the bot is polling, so its stop-signal handler is in place

@@ -44,6 +44,7 @@ _MD_CODE = re.compile(r"`+([^`\n]+?)`+")
 _MD_EMPHASIS = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1|(?<![\w*])\*(?=[^\s*])([^*\n]+?)(?<=\S)\*(?![\w*])")
 _MD_ANCHOR = re.compile(r"\s*\{#[\w-]+\}\s*$|[¶]")
 _MD_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+_MD_SETEXT = re.compile(r"^ {0,3}(=+|-{2,})\s*$")
 
 
 def clean(text: str) -> str:
@@ -138,13 +139,20 @@ def attach_terms(text: str) -> str:
 
 
 def strip_markdown(text: str) -> str:
-    """Markdown's inline markup reduced to its words; fenced code is left as it is."""
+    """Markdown's inline markup reduced to its words, setext headings ("Title" over "=====") written as
+    ``#`` headings; fenced code is left as it is."""
     out, in_fence = [], False
-    for line in text.split("\n"):
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
         if _MD_FENCE.match(line):
             in_fence = not in_fence
             out.append(line)
             continue
+        underline = _MD_SETEXT.match(lines[i + 1]) if i + 1 < len(lines) and not in_fence else None
+        if underline and line.strip() and not _BLOCK_START.match(line):
+            line = f"{'#' if underline.group(1)[0] == '=' else '##'} {line.strip()}"
+        elif _MD_SETEXT.match(line) and out and out[-1].startswith("#"):
+            continue  # the underline of the heading just written
         out.append(line if in_fence else strip_inline(line))
     return "\n".join(out)
 

@@ -68,3 +68,9 @@ def test_reflow_keeps_numbered_and_capitalised_headings_on_their_own_line() -> N
     lines = attach_terms(reflow(page)).splitlines()
     assert "2.4. OPTIONS" in lines and "2.3. DESCRIPTION" in lines
     assert "-k --keep: keep input files." in lines
+
+
+def test_strip_markdown_writes_setext_headings_as_headings() -> None:
+    out = strip_markdown("PyYAML\n======\n\nA YAML framework.\n\nInstall\n-------\nRun it.").splitlines()
+    assert out[0] == "# PyYAML" and "======" not in out
+    assert "## Install" in out and "-------" not in out

@@ -33,7 +33,8 @@ from retrieval.types import Passage
 
 # Features of the first (cheap) stage, then the ones only the second stage sees; names match the weights file.
 CHEAP_FEATURES = (
-    "overlap", "overlap_context", "overlap_anaphor", "overlap_max", "overlap_gap", "matched", "bigrams", "run",
+    "overlap", "overlap_context", "overlap_anaphor", "overlap_untitled", "overlap_max", "overlap_gap", "matched",
+    "bigrams", "run",
     "passage_score", "passage_rank", "dense_score", "document_share", "top_document", "position",
     "type_match", "type_miss", "listing", "lists_focus", "log_words", "short", "statement", "fragment", "question",
 )  # fmt: skip
@@ -230,6 +231,8 @@ def _rows(question: str, passages: Sequence[Passage], wanted: dict[str, float]) 
     top_document = max(mass, key=mass.__getitem__, default=None)
     rows: list[_Row] = []
     for rank, passage in enumerate(passages):
+        # The question's terms the document's title does not already state: what the sentence must add.
+        untitled = {t: w for t, w in wanted.items() if t not in set(analyze(passage.title))}
         found = spans(passage.text)
         ordered = [analyze(passage.text[a:b]) for a, b in found]
         terms = [frozenset(t) for t in ordered]
@@ -246,6 +249,7 @@ def _rows(question: str, passages: Sequence[Passage], wanted: dict[str, float]) 
                     _covered(terms[i], wanted),
                     _covered(context, wanted),
                     _covered(read_with, wanted),
+                    _covered(terms[i], untitled),
                     float(any(wanted[t] == top for t in terms[i] if t in wanted)),
                     0.0,  # overlap_gap, set once every row is known
                     sum(w for t, w in wanted.items() if t in terms[i]),

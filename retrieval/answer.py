@@ -60,20 +60,19 @@ def compose(question: str, passages: Sequence[Passage], reading: Reading, settin
     lead = _lead(best, reading.candidates)
     chosen = list(lead)
     words = sum(s.words for s in lead)
-    support: list[_Quote] = []
+    support: list[Candidate] = []
     for c in reading.candidates[1:]:
         if len(support) == MAX_SUPPORT or c.probability < settings.min_support_probability:
             break
-        quote = _Quote.of(c)
-        if words + quote.words > MAX_WORDS or any(quote.overlaps(q) for q in chosen):
+        if words + c.words > MAX_WORDS or any(_repeats(c, q) for q in chosen):
             continue
-        support.append(quote)
-        chosen.append(quote)
-        words += quote.words
+        support.append(c)
+        chosen.append(c)
+        words += c.words
     numbers: dict[tuple[str, str], int] = {}  # document -> its [n]
     citations: list[Citation] = []
 
-    def cite(q: _Quote) -> str:
+    def cite(q: Candidate) -> str:
         number = numbers.setdefault(q.passage.document, len(numbers) + 1)
         citations.append(Citation(number, q.passage, q.text, q.start, q.end))
         return f"{q.text} [{number}]"
@@ -85,34 +84,16 @@ def compose(question: str, passages: Sequence[Passage], reading: Reading, settin
                   found=True)
 
 
-class _Quote:
-    """A span of a passage that the answer quotes."""
-
-    def __init__(self, passage: Passage, start: int, end: int, terms: frozenset[str]) -> None:
-        self.passage, self.start, self.end, self.terms = passage, start, end, terms
-
-    @classmethod
-    def of(cls, c: Candidate) -> _Quote:
-        return cls(c.passage, c.start, c.end, c.terms)
-
-    @property
-    def text(self) -> str:
-        return self.passage.text[self.start : self.end]
-
-    @property
-    def words(self) -> int:
-        return len(self.text.split())
-
-    def overlaps(self, other: _Quote) -> bool:
-        """The same words (overlapping chunks quote them twice) or mostly the same terms."""
-        same_place = self.passage.document == other.passage.document and self.text == other.text
-        union = self.terms | other.terms
-        return same_place or (bool(union) and len(self.terms & other.terms) / len(union) >= _REDUNDANT)
+def _repeats(a: Candidate, b: Candidate) -> bool:
+    """The same words (overlapping chunks quote them twice) or mostly the same terms."""
+    same_place = a.passage.document == b.passage.document and a.text == b.text
+    union = a.terms | b.terms
+    return same_place or (bool(union) and len(a.terms & b.terms) / len(union) >= _REDUNDANT)
 
 
-def _lead(best: Candidate, candidates: Sequence[Candidate]) -> list[_Quote]:
+def _lead(best: Candidate, candidates: Sequence[Candidate]) -> list[Candidate]:
     """The best sentence, joined by the sentence after it when that one is the next best or completes it."""
-    lead = [_Quote.of(best)]
+    lead = [best]
     following = _next_sentence(best)
     if following is None:
         return lead
@@ -121,7 +102,7 @@ def _lead(best: Candidate, candidates: Sequence[Candidate]) -> list[_Quote]:
     follows = runner_up is not None and runner_up.passage.id == best.passage.id and runner_up.start == a
     words = best.words + len(best.passage.text[a:b].split())
     if (follows or best.words < _SHORT_LEAD) and words <= LEAD_WORDS:
-        lead.append(_Quote(best.passage, a, b, frozenset(analyze(best.passage.text[a:b]))))
+        lead.append(Candidate(best.passage, best.rank, a, b, frozenset(analyze(best.passage.text[a:b])), 0.0))
     return lead
 
 

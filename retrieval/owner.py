@@ -16,12 +16,13 @@ import fcntl
 import json
 import logging
 import os
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from retrieval.background import Background
 
 logger = logging.getLogger(__name__)
 
@@ -140,22 +141,13 @@ class IndexRequests:
             (self.folder / f"{request}.json").unlink()
 
 
-class IndexService:
+class IndexService(Background):
     """The serving process's indexer: runs ``index(paths) -> report lines`` for each queued request, in a
     thread of its own, so questions keep being answered while it works."""
 
     def __init__(self, requests: IndexRequests, index: Callable[[list[Path]], list[str]]) -> None:
+        super().__init__("citebot-indexer")
         self.requests, self._index = requests, index
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="citebot-indexer", daemon=True)
-
-    def start(self) -> IndexService:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
     def _run(self) -> None:
         while not self._stop.wait(_POLL_SECONDS):

@@ -9,37 +9,29 @@ change costs the changed files (and a ``stat`` of the rest).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import watchfiles
+
+from retrieval.background import Background
 
 logger = logging.getLogger(__name__)
 
 DEBOUNCE_MS = 500
 
 
-class Watcher:
+class Watcher(Background):
     """Runs ``index(paths)`` once at start and again after every burst of changes below ``paths``.
 
     ``ignore`` is a folder whose changes never count (the data dir, which indexing itself writes).
     """
 
     def __init__(self, paths: Sequence[Path], index: Callable[[list[Path]], list[str]], *, ignore: Path) -> None:
+        super().__init__("citebot-watcher")
         self.paths = [Path(p).resolve() for p in paths]
         self._index = index
         self._filter = watchfiles.DefaultFilter(ignore_paths=[Path(ignore).resolve()])
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="citebot-watcher", daemon=True)
-
-    def start(self) -> Watcher:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
     def _run(self) -> None:
         self._sync("start")

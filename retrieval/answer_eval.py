@@ -20,12 +20,15 @@ import hashlib
 import json
 import re
 import statistics
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from retrieval.citations import MARKER
+from retrieval.embeddings import Embedder
 from retrieval.evaluate import Dataset
 from retrieval.loaders import LoadedDocument
 from retrieval.pipeline import Pipeline
@@ -150,14 +153,37 @@ def _share(flags: Iterable[bool]) -> float:
 def open_variants(
     pipeline: Pipeline, dataset: Dataset, golds: dict[str, Gold], *, progress: ProgressFn | None = None
 ) -> dict[int, Pipeline]:
-    """The two unanswerable-variant pipelines beside ``pipeline`` (indexed on first use, reused after)."""
+    """The two unanswerable-variant pipelines beside ``pipeline`` (indexed on first use, reused after).
+
+    Their chunks are the full collection's, so the variants take its vectors instead of embedding them again.
+    """
     variants = {}
+    known: Embedder | None = None
     for which in (0, 1):
-        variant = Pipeline(without_settings(pipeline.settings, which), embedder=pipeline.embedder)
+        settings = without_settings(pipeline.settings, which)
+        variant = Pipeline(settings, embedder=pipeline.embedder)
+        if not variant.store.count():
+            known = known or _Known(pipeline)
+            variant = Pipeline(settings, embedder=known)
         root = f"beir:{dataset.name}-without-{which}"
         variant.index_documents(root, without_documents(dataset, golds, which), progress=progress)
         variants[which] = variant
     return variants
+
+
+class _Known:
+    """The pipeline's embedder, answering from its collection's stored vectors for texts already embedded."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.embedder = pipeline.embedder
+        self.name, self.dim = self.embedder.name, self.embedder.dim
+        self.vectors = {c.text: c.embedding for c in pipeline.store.scan(embeddings=True)}
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if missing:
+            self.vectors.update(zip(missing, self.embedder.embed(missing), strict=True))
+        return np.asarray([self.vectors[t] for t in texts], dtype=np.float32)
 
 
 def score_answers(

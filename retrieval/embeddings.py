@@ -125,15 +125,25 @@ _TOKENIZE_WINDOW = 1024  # texts tokenized (and sorted by length for padding) to
 # Padded tokens per batch at most. Attention memory grows with batch x length^2: 32 texts of 256 tokens took
 # 660 MB, 8 took 150 MB, at the same CPU time per text (BENCHMARKS.md, Memory).
 _BATCH_TOKENS = 2048
+# A text at most this many times longer than a batch's shortest joins it. Padding costs as much as real tokens:
+# a reader's 21 sentences of 10 to 150 tokens padded to the longest took twice the time of batches that grow
+# by this factor (BENCHMARKS.md, Latency), while indexing's chunks, all of similar length, batch as before.
+_PAD_GROWTH = 1.5
 
 
 def _batches(lengths: Sequence[int], max_texts: int, max_tokens: int) -> Iterator[slice]:
     """Consecutive slices of ascending ``lengths``: at most ``max_texts`` texts and ``max_tokens`` padded tokens
-    each, except that a text longer than ``max_tokens`` goes alone."""
+    each, and none padded beyond ``_PAD_GROWTH`` times its shortest text, except that a text longer than
+    ``max_tokens`` goes alone."""
     start = 0
     while start < len(lengths):
         end = start + 1
-        while end < len(lengths) and end - start < max_texts and (end - start + 1) * lengths[end] <= max_tokens:
+        while (
+            end < len(lengths)
+            and end - start < max_texts
+            and (end - start + 1) * lengths[end] <= max_tokens
+            and lengths[end] <= _PAD_GROWTH * lengths[start]
+        ):
             end += 1
         yield slice(start, end)
         start = end

@@ -297,15 +297,17 @@ class ChunkStore:
         }
         return [found[i] for i in ids if i in found]
 
-    def scan(self, *, where: dict[str, Any] | None = None, documents: bool = True) -> Iterator[StoredChunk]:
+    def scan(
+        self, *, where: dict[str, Any] | None = None, documents: bool = True, embeddings: bool = False
+    ) -> Iterator[StoredChunk]:
         """Every stored chunk (optionally filtered), page by page."""
-        include = ["metadatas"] + (["documents"] if documents else [])
+        include = ["metadatas"] + (["documents"] if documents else []) + (["embeddings"] if embeddings else [])
         offset = 0
         while True:
             res = self._call(self._collection.get, where=where, include=include, limit=_PAGE, offset=offset)
             for n, i in enumerate(res["ids"]):
                 text = res["documents"][n] if documents else ""
-                yield StoredChunk(i, text, dict(res["metadatas"][n]))
+                yield StoredChunk(i, text, dict(res["metadatas"][n]), res["embeddings"][n] if embeddings else None)
             if len(res["ids"]) < _PAGE:
                 return
             offset += _PAGE

@@ -126,14 +126,14 @@ _TOKENIZE_WINDOW = 1024  # texts tokenized (and sorted by length for padding) to
 # 660 MB, 8 took 150 MB, at the same CPU time per text (BENCHMARKS.md, Memory).
 _BATCH_TOKENS = 2048
 # A text at most this many times longer than a batch's shortest joins it. Padding costs as much as real tokens:
-# a reader's 21 sentences of 10 to 150 tokens padded to the longest took twice the time of batches that grow
-# by this factor (BENCHMARKS.md, Latency), while indexing's chunks, all of similar length, batch as before.
-_PAD_GROWTH = 1.5
+# the reader's sentences of 10 to 150 tokens padded to the longest took twice the time of batches that grow
+# by this factor (BENCHMARKS.md, "Reader cost"), while indexing's chunks, all of similar length, batch as before.
+PAD_GROWTH = 1.5
 
 
-def _batches(lengths: Sequence[int], max_texts: int, max_tokens: int) -> Iterator[slice]:
+def _batches(lengths: Sequence[int], max_texts: int, max_tokens: int, growth: float) -> Iterator[slice]:
     """Consecutive slices of ascending ``lengths``: at most ``max_texts`` texts and ``max_tokens`` padded tokens
-    each, and none padded beyond ``_PAD_GROWTH`` times its shortest text, except that a text longer than
+    each, and none padded beyond ``growth`` times its shortest text, except that a text longer than
     ``max_tokens`` goes alone."""
     start = 0
     while start < len(lengths):
@@ -142,7 +142,7 @@ def _batches(lengths: Sequence[int], max_texts: int, max_tokens: int) -> Iterato
             end < len(lengths)
             and end - start < max_texts
             and (end - start + 1) * lengths[end] <= max_tokens
-            and lengths[end] <= _PAD_GROWTH * lengths[start]
+            and lengths[end] <= growth * lengths[start]
         ):
             end += 1
         yield slice(start, end)
@@ -166,11 +166,14 @@ class OnnxEmbedder:
     The tokenizer and model load on first use (or on ``load()``); both are shared by all threads.
     """
 
-    def __init__(self, spec: ModelSpec, *, batch_size: int = 32, threads: int | None = None) -> None:
+    def __init__(
+        self, spec: ModelSpec, *, batch_size: int = 32, threads: int | None = None, pad_growth: float = PAD_GROWTH
+    ) -> None:
         self.spec = spec
         self.name = spec.name
         self.dim = spec.dim
         self.batch_size = batch_size
+        self.pad_growth = pad_growth
         # One intra-op thread per core this process may use; inter-op parallelism buys nothing for BERT.
         self.threads = threads or len(os.sched_getaffinity(0))
         self._tokenizer: Tokenizer | None = None
@@ -215,7 +218,8 @@ class OnnxEmbedder:
         for offset in range(0, len(texts), _TOKENIZE_WINDOW):
             encodings = self._tokenizer.encode_batch(list(texts[offset : offset + _TOKENIZE_WINDOW]))
             order = np.argsort([len(e.ids) for e in encodings], kind="stable")
-            for batch in _batches([len(encodings[i].ids) for i in order], self.batch_size, _BATCH_TOKENS):
+            lengths = [len(encodings[i].ids) for i in order]
+            for batch in _batches(lengths, self.batch_size, _BATCH_TOKENS, self.pad_growth):
                 rows = order[batch]
                 vectors[offset + rows] = self._embed_batch([encodings[i] for i in rows])
         return vectors

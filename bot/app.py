@@ -11,7 +11,18 @@ from typing import Any
 from bot.core import ChatCore
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
-from retrieval import STORE_SERVED_ERROR, Answer, Passage, Pipeline, SentenceCallback, StoreError, Turn, Watcher, owner
+from retrieval import (
+    STORE_SERVED_ERROR,
+    Answer,
+    Passage,
+    Pipeline,
+    SentenceCallback,
+    StoreError,
+    SyncReport,
+    Turn,
+    Watcher,
+    owner,
+)
 
 
 class PipelineResponder:
@@ -32,18 +43,18 @@ class PipelineResponder:
         """The indexed documents, for the bots' help texts."""
         return self.pipeline.sources()
 
-    def index(self, paths: Sequence[Path]) -> object:
-        """Index ``paths`` (the help desk's saved replies) through the normal sync."""
+    def index(self, paths: Sequence[Path]) -> SyncReport:
+        """Index ``paths`` (the help desk's saved replies, posted documents) through the normal sync."""
         with self._indexing:
             return self.pipeline.index(paths)
 
 
 def build_core(settings: BotSettings, *, pipeline: Pipeline | None = None) -> ChatCore:
-    """A chat core over the index ``settings`` point at (or over ``pipeline``), the help desk's kept replies
-    indexed."""
+    """A chat core over the index ``settings`` point at (or over ``pipeline``), the help desk's kept replies and
+    the inbox indexed."""
     pipeline = pipeline or Pipeline(settings.retrieval)
     core = ChatCore(PipelineResponder(pipeline), settings, FeedbackStore.open(settings.retrieval))
-    core.index_kept_replies()
+    core.index_kept()
     return core
 
 

@@ -21,9 +21,10 @@ from retrieval.types import Answer, Citation, Passage, Turn
 
 if TYPE_CHECKING:
     from retrieval import answer_eval, evaluate, owner
+    from retrieval.grouping import group_by_meaning
     from retrieval.llm import SentenceCallback
     from retrieval.pipeline import Pipeline
-    from retrieval.sync import ProgressFn, SyncReport
+    from retrieval.sync import ProgressFn, SyncReport, max_file_bytes, skip_reason
     from retrieval.watch import Watcher
 
 __all__ = [
@@ -35,10 +36,12 @@ __all__ = [
     "EmbedderError",
     "env_alias",
     "evaluate",
+    "group_by_meaning",
     "HANDED_TO_SERVER_NOTICE",
     "LLMError",
     "LoadError",
     "MARKER",
+    "max_file_bytes",
     "NOT_FOUND_PHRASE",
     "owner",
     "Passage",
@@ -46,6 +49,7 @@ __all__ = [
     "ProgressFn",
     "RetrievalSettings",
     "SentenceCallback",
+    "skip_reason",
     "STORE_SERVED_ERROR",
     "StoreError",
     "SyncReport",
@@ -57,7 +61,8 @@ __all__ = [
 # Name -> the module holding it (or that module itself), imported on first use.
 _LAZY = {"answer_eval": "retrieval.answer_eval", "owner": "retrieval.owner", "Watcher": "retrieval.watch",
          "Pipeline": "retrieval.pipeline", "ProgressFn": "retrieval.sync", "SentenceCallback": "retrieval.llm",
-         "SyncReport": "retrieval.sync", "evaluate": "retrieval.evaluate"}
+         "SyncReport": "retrieval.sync", "evaluate": "retrieval.evaluate",
+         "group_by_meaning": "retrieval.grouping", "max_file_bytes": "retrieval.sync", "skip_reason": "retrieval.sync"}
 
 
 def __getattr__(name: str) -> Any:

@@ -233,10 +233,9 @@ def slack(http: bool) -> None:
     slack_adapter.check_settings(settings, http=http)
     url = f"http://{settings.slack_http_host}:{settings.slack_http_port}{slack_http.EVENTS_PATH}"
     with serving(settings, "citebot slack", on_wait=_waiting(settings.retrieval.data_dir)) as core:
-        app = slack_adapter.build_app(core, settings)
         click.echo(f"Starting the Slack bot ({f'HTTP mode on {url}' if http else 'Socket Mode'}); Ctrl+C stops it.",
                    err=True)
-        slack_adapter.run(app, settings, http=http)
+        slack_adapter.run(core, settings, http=http)
 
 
 @cli.command()

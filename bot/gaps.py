@@ -72,6 +72,13 @@ def digest_text(gaps: list[Gap], *, top: int, days: int) -> str:
     return "\n".join(lines)
 
 
+def next_digest(now: datetime, weekday: int, hour: int) -> datetime:
+    """The first ``weekday`` (0 Monday) at ``hour``:00 UTC after ``now``."""
+    day = now.astimezone(UTC).replace(hour=hour, minute=0, second=0, microsecond=0)
+    due = day + timedelta(days=(weekday - day.weekday()) % 7)
+    return due if due > now else due + timedelta(days=7)
+
+
 def _gap(questions: list[GapQuestion]) -> Gap:
     wordings: Counter[str] = Counter()
     first: dict[str, str] = {}

@@ -70,10 +70,11 @@ def summary(name: str, report: SyncReport) -> str:
     """What the poster is told: added, re-indexed, unchanged, or skipped with the index's reason."""
     if report.skipped:
         return UPLOAD_SKIPPED.format(name=name, reason=report.skipped[0].reason)
+    passages = "1 passage" if report.chunks_embedded == 1 else f"{report.chunks_embedded:,} passages"
     if report.added:
-        return UPLOAD_ADDED.format(name=name, chunks=report.chunks_embedded)
+        return UPLOAD_ADDED.format(name=name, passages=passages)
     if report.updated:
-        return UPLOAD_UPDATED.format(name=name, chunks=report.chunks_embedded)
+        return UPLOAD_UPDATED.format(name=name, passages=passages)
     return UPLOAD_UNCHANGED.format(name=name)
 
 

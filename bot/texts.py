@@ -49,12 +49,11 @@ WITHDRAW_FAILED = "Sorry, I could not withdraw that answer. Please try again in 
 
 # Documents posted in chat by an admin
 UPLOAD_REFUSED = "Sorry, only the bot's administrators can add documents; please send your question as text."
-UPLOAD_ADDED = "Indexed {name} ({chunks:,} passages): questions about it are answered from now on."
-UPLOAD_UPDATED = "Re-indexed {name} ({chunks:,} passages): answers now come from this version."
+UPLOAD_ADDED = "Indexed {name} ({passages}): questions about it are answered from now on."
+UPLOAD_UPDATED = "Re-indexed {name} ({passages}): answers now come from this version."
 UPLOAD_UNCHANGED = "{name} is indexed already, unchanged."
 UPLOAD_SKIPPED = "Not indexed: {name}: {reason}. Nothing was added."
 UPLOAD_FAILED = "Sorry, I could not fetch or index {name}. Please try again in a moment."
-UPLOAD_ONE_FILE = "Please send one file at a time."
 
 # The weekly digest of what the documents are missing (citebot gaps)
 DIGEST_TEXT = ("Questions the documents did not answer in the last {days} days ({questions} questions in "

@@ -21,6 +21,7 @@ from retrieval.types import Answer, Citation, Passage, Turn
 
 if TYPE_CHECKING:
     from retrieval import answer_eval, evaluate, owner
+    from retrieval.background import Background
     from retrieval.grouping import group_by_meaning
     from retrieval.llm import SentenceCallback
     from retrieval.pipeline import Pipeline
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Answer",
     "answer_eval",
+    "Background",
     "Citation",
     "CitebotError",
     "ConfigError",
@@ -59,9 +61,9 @@ __all__ = [
 ]
 
 # Name -> the module holding it (or that module itself), imported on first use.
-_LAZY = {"answer_eval": "retrieval.answer_eval", "owner": "retrieval.owner", "Watcher": "retrieval.watch",
-         "Pipeline": "retrieval.pipeline", "ProgressFn": "retrieval.sync", "SentenceCallback": "retrieval.llm",
-         "SyncReport": "retrieval.sync", "evaluate": "retrieval.evaluate",
+_LAZY = {"answer_eval": "retrieval.answer_eval", "Background": "retrieval.background", "owner": "retrieval.owner",
+         "Watcher": "retrieval.watch", "Pipeline": "retrieval.pipeline", "ProgressFn": "retrieval.sync",
+         "SentenceCallback": "retrieval.llm", "SyncReport": "retrieval.sync", "evaluate": "retrieval.evaluate",
          "group_by_meaning": "retrieval.grouping", "max_file_bytes": "retrieval.sync", "skip_reason": "retrieval.sync"}
 
 

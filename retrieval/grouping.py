@@ -16,7 +16,7 @@ import numpy as np
 from retrieval.embeddings import Embedder, get_embedder
 from retrieval.settings import RetrievalSettings
 
-GROUP_SIMILARITY = 0.7  # cosine a text needs with a group's centroid to join it (bench/gaps.py)
+GROUP_SIMILARITY = 0.45  # cosine a text needs with a group's centroid to join it: bench/gaps.py picks it
 
 
 def group_by_meaning(texts: Sequence[str], settings: RetrievalSettings, *, similarity: float = GROUP_SIMILARITY,

@@ -68,6 +68,7 @@ HELD_OUT: list[list[str]] = [
     ["What is the lab's data retention policy?"], ["Where is the first aid kit?"], ["Can I work in the lab alone "
      "at night?"], ["Who empties the biohazard bins?"], ["Where is the eyewash station?"],
 ]
+RESULTS = Path(__file__).parent / "results"
 THRESHOLDS = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8]
 
 
@@ -134,19 +135,21 @@ def main() -> None:
     args = parser.parse_args()
     settings = RetrievalSettings(data_dir=Path(tempfile.mkdtemp()) / "data", _env_file=None)
     results = [run_set("scripted-50", SCRIPTED, settings), run_set("held-out-20", HELD_OUT, settings)]
-    out = Path(__file__).parent / "results" / "gaps.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"threshold": GROUP_SIMILARITY, "results": results}, indent=2))
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "gaps.json").write_text(json.dumps({"threshold": GROUP_SIMILARITY, "results": results}, indent=2))
+    print(json.dumps(results, indent=2) if args.json else "\n".join(report(results)))
+
+
+def report(results: list[dict]) -> list[str]:
+    lines = []
     for r in results:
-        print(f"{r['set']}: {r['questions']} questions, threshold {GROUP_SIMILARITY}: precision {r['precision']:.3f}"
-              f" recall {r['recall']:.3f} purity {r['purity']:.3f}, {r['groups_found']} groups found of "
-              f"{r['groups_scripted']} scripted, {r['answered_groups']} with a kept answer, {r['seconds']} s")
-        for t, s in r["sweep"].items():
-            print(f"  similarity {t}: precision {s['precision']:.3f} recall {s['recall']:.3f} "
-                  f"purity {s['purity']:.3f} groups {s['groups_found']}")
+        lines.append(f"{r['set']}: {r['questions']} questions, threshold {GROUP_SIMILARITY}: precision "
+                     f"{r['precision']:.3f} recall {r['recall']:.3f} purity {r['purity']:.3f}, {r['groups_found']} "
+                     f"groups found of {r['groups_scripted']} scripted, {r['answered_groups']} with a kept answer, "
+                     f"{r['seconds']} s")
+        lines += [f"  similarity {t}: precision {s['precision']:.3f} recall {s['recall']:.3f} purity "
+                  f"{s['purity']:.3f} groups {s['groups_found']}" for t, s in r["sweep"].items()]
+    return lines
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot import slack_helpdesk
-from bot.app import PipelineResponder
+from bot.app import PipelineResponder, build_core
 from bot.texts import UPLOAD_REFUSED
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
@@ -206,3 +206,16 @@ def test_slack_file_download_needs_the_bot_token(slack: SlackEmulator, policy_pd
         slack_helpdesk.download(file["url_private_download"], "xoxb-another-workspace", 10**6)
     assert len(slack_helpdesk.download(file["url_private_download"], slack.bot_token, 100)) == 101  # stops there
     assert [c.ok for c in slack.calls("files.download")] == [True, False, True]
+
+
+def test_posted_documents_are_indexed_again_when_a_bot_starts_on_a_rebuilt_index(
+    bot_settings, pipeline, policy_docx, settings
+) -> None:
+    inbox(settings).mkdir(parents=True)
+    (inbox(settings) / "travel.docx").write_bytes(policy_docx)  # posted before the index was rebuilt
+    assert "travel.docx" not in sources(pipeline)
+    core = build_core(bot_settings.model_copy(update={"slack_admins": [ADMIN_SLACK]}), pipeline=pipeline)
+    try:
+        assert "travel.docx" in {c.passage.source for c in pipeline.ask(QUESTION).citations}
+    finally:
+        core.feedback.close()

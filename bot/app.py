@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +10,18 @@ from typing import Any
 from bot.core import ChatCore
 from bot.feedback import FeedbackStore
 from bot.settings import BotSettings
-from retrieval import STORE_SERVED_ERROR, Answer, Passage, Pipeline, SentenceCallback, StoreError, Turn, Watcher, owner
+from retrieval import (
+    STORE_SERVED_ERROR,
+    Answer,
+    Passage,
+    Pipeline,
+    SentenceCallback,
+    StoreError,
+    SyncReport,
+    Turn,
+    Watcher,
+    owner,
+)
 
 
 class PipelineResponder:
@@ -19,7 +29,6 @@ class PipelineResponder:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
-        self._indexing = threading.Lock()  # two replies kept at once must not sync the same folder together
 
     def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None) -> Answer:
         return self.pipeline.ask(question, history, on_sentence=on_sentence)
@@ -32,18 +41,17 @@ class PipelineResponder:
         """The indexed documents, for the bots' help texts."""
         return self.pipeline.sources()
 
-    def index(self, paths: Sequence[Path]) -> object:
-        """Index ``paths`` (the help desk's saved replies) through the normal sync."""
-        with self._indexing:
-            return self.pipeline.index(paths)
+    def index(self, paths: Sequence[Path]) -> SyncReport:
+        """Index ``paths`` (the help desk's saved replies, posted documents) through the normal sync."""
+        return self.pipeline.index(paths)
 
 
 def build_core(settings: BotSettings, *, pipeline: Pipeline | None = None) -> ChatCore:
-    """A chat core over the index ``settings`` point at (or over ``pipeline``), the help desk's kept replies
-    indexed."""
+    """A chat core over the index ``settings`` point at (or over ``pipeline``), the help desk's kept replies and
+    the inbox indexed."""
     pipeline = pipeline or Pipeline(settings.retrieval)
     core = ChatCore(PipelineResponder(pipeline), settings, FeedbackStore.open(settings.retrieval))
-    core.index_kept_replies()
+    core.index_kept()
     return core
 
 
@@ -55,7 +63,8 @@ def serving(settings: BotSettings, command: str, *, on_wait: Callable[[owner.Hol
     With an embedded store the process owns it: it holds the store lock (waiting, with ``on_wait``, for a
     ``citebot index`` that holds it) and indexes the paths ``citebot index`` hands it. A second serving
     process on the same data dir is refused. With a Chroma server nothing is locked. ``watch`` folders are
-    re-synced as their files change. All indexing runs in threads of its own, one run at a time.
+    re-synced as their files change. All indexing runs in threads of its own, one run at a time (the
+    pipeline's).
     """
     data_dir = settings.retrieval.data_dir
     lock = None if settings.retrieval.chroma_host else owner.StoreLock(data_dir)
@@ -65,11 +74,9 @@ def serving(settings: BotSettings, command: str, *, on_wait: Callable[[owner.Hol
             raise StoreError(STORE_SERVED_ERROR.format(command=other.command, pid=other.pid, data_dir=data_dir))
     try:
         pipeline = Pipeline(settings.retrieval)
-        one_at_a_time = threading.Lock()
 
         def index(paths: list[Path]) -> list[str]:
-            with one_at_a_time:
-                return pipeline.index(paths).lines()
+            return pipeline.index(paths).lines()
 
         services: list[owner.IndexService | Watcher] = []
         if lock is not None:

@@ -23,6 +23,7 @@ from rich.text import Text
 from bot import logs, render, slack_adapter, slack_http, telegram_adapter
 from bot.app import serving
 from bot.feedback import FeedbackStore
+from bot.gaps import find_gaps, parse_since
 from bot.settings import BotSettings
 from bot.streaming import Draft
 from bot.text import one_line
@@ -41,6 +42,7 @@ from retrieval import (
 
 logger = logging.getLogger(__name__)
 console = Console(highlight=False)
+GAP_WORDINGS = 4  # wordings of a group `citebot gaps` shows
 
 
 def _pipeline() -> Pipeline:
@@ -233,10 +235,9 @@ def slack(http: bool) -> None:
     slack_adapter.check_settings(settings, http=http)
     url = f"http://{settings.slack_http_host}:{settings.slack_http_port}{slack_http.EVENTS_PATH}"
     with serving(settings, "citebot slack", on_wait=_waiting(settings.retrieval.data_dir)) as core:
-        app = slack_adapter.build_app(core, settings)
         click.echo(f"Starting the Slack bot ({f'HTTP mode on {url}' if http else 'Socket Mode'}); Ctrl+C stops it.",
                    err=True)
-        slack_adapter.run(app, settings, http=http)
+        slack_adapter.run(core, settings, http=http)
 
 
 @cli.command()
@@ -292,6 +293,33 @@ def stats(as_json: bool) -> None:
         for d in report.most_down_voted:
             worst.add_row(str(d.answer_id), d.platform, str(d.down), str(d.up), Text(render.shorten(d.question, 80)))
         console.print(worst)
+
+
+@cli.command()
+@click.option("--since", default=None, metavar="SPAN", help="Only those asked within SPAN: 7d, 12h, 2w (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
+def gaps(since: str | None, as_json: bool) -> None:
+    """What the documents are missing: questions declined, voted 👎 or escalated, grouped by meaning."""
+    try:
+        span = parse_since(since) if since else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    settings = RetrievalSettings()
+    with closing(FeedbackStore.open(settings)) as store:
+        found = find_gaps(store, settings, since=span)
+    if as_json:
+        click.echo(json.dumps([g.to_dict() for g in found], indent=2, ensure_ascii=False))
+        return
+    if not found:
+        console.print(f"No declined, down-voted or escalated questions{f' in the last {since}' if since else ''}.")
+        return
+    table = Table("asked", "question (other wordings)", "declined", "👎", "escalated", "person's answer",
+                  title=f"{len(found)} groups of {sum(g.count for g in found)} questions")
+    for g in found:
+        shown = [one_line(v) for v in g.variants[:GAP_WORDINGS]] + (["…"] if len(g.variants) > GAP_WORDINGS else [])
+        table.add_row(str(g.count), Text("\n  ".join(shown)), str(g.declined), str(g.down_voted), str(g.escalated),
+                      "kept" if g.answered else "")
+    console.print(table)
 
 
 def main() -> None:

@@ -19,6 +19,11 @@ decision and returns a ``Reply`` whose ``kind`` tells the adapter what to show:
   (``bot.helpdesk``) and indexed, so the next similar question is answered citing it.
 - ``withdraw(reply_id, who)``: a responder's Withdraw click in the help desk: the saved reply is deleted and
   unindexed.
+- ``ingest(msg, name=..., size=..., fetch=...)``: a file sent to the bot. A listed admin's is downloaded by the
+  adapter's ``fetch`` (within the size limit), saved in the inbox (``bot.inbox``) and indexed; the reply is
+  the summary. Anybody else gets one polite line, and nothing is downloaded.
+- ``digest(platform)``: the weekly digest of the question groups the documents did not answer
+  (``bot.gaps``), for the adapter to post to the help desk.
 
 The core imports no platform library and never raises to the adapter.
 
@@ -39,11 +44,14 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from bot.feedback import FeedbackStore
+from bot.gaps import digest_text, find_gaps
 from bot.helpdesk import answer_document
+from bot.inbox import Inbox, safe_name, summary
 from bot.settings import BotSettings
 from bot.text import sanitize
 from bot.texts import (
@@ -59,13 +67,16 @@ from bot.texts import (
     RELAYED_UNSAVED,
     TRUNCATED_NOTICE,
     UNAVAILABLE_TEXT,
+    UPLOAD_FAILED,
+    UPLOAD_REFUSED,
+    UPLOAD_SKIPPED,
     USAGE_TEXT,
     VOTE_THANKS,
     WITHDRAW_FAILED,
     WITHDRAWN_TEXT,
 )
 from bot.types import Escalation, StoredAnswer, StoredCitation
-from retrieval import Answer, Passage, SentenceCallback, Turn
+from retrieval import Answer, Passage, SentenceCallback, SyncReport, Turn, max_file_bytes, skip_reason
 
 logger = logging.getLogger(__name__)
 
@@ -76,15 +87,18 @@ MAX_TRACKED = 10_000
 LOCAL_PLATFORMS = frozenset({"cli"})
 
 ReplyKind = Literal["answer", "declined", "refused", "rate_limited", "invalid", "error", "sources", "voted",
-                    "escalated", "relayed", "ignored", "withdrawn"]
+                    "escalated", "relayed", "ignored", "withdrawn", "indexed", "not_indexed"]
 MAX_ANSWER_ID = 2**63 - 1  # SQLite's largest row id: a bigger number in a button was never ours
 MAX_REPLY_CHARS = 3500  # of a responder's reply relayed and kept: one Telegram message with its attribution
+DIGEST_DAYS = 7  # the weekly digest covers the week before it
 
 # An adapter's help-desk post: (stored answer, help-desk conversation) -> (the post's message id, link to the
 # asker's conversation or "").
 PostEscalation = Callable[[StoredAnswer, str], Awaitable[tuple[str, str]]]
 # An adapter's relay to the asker: (escalation, attributed reply text).
 PostRelay = Callable[[Escalation, str], Awaitable[object]]
+# An adapter's download of a posted file: (most bytes wanted) -> its bytes (at most one more than that).
+FetchFile = Callable[[int], Awaitable[bytes]]
 
 
 @dataclass(frozen=True)
@@ -134,9 +148,9 @@ class Catalogue(Protocol):
 
 @runtime_checkable
 class Indexer(Protocol):
-    """A responder that can index files, so a responder's saved reply becomes a source."""
+    """A responder that can index files, so a responder's saved reply or an admin's document becomes a source."""
 
-    def index(self, paths: Sequence[Path]) -> object: ...
+    def index(self, paths: Sequence[Path]) -> SyncReport: ...
 
 
 class RateLimiter:
@@ -185,6 +199,7 @@ class ChatCore:
         self._limiter = RateLimiter(settings.rate_limit_questions, settings.rate_limit_window, clock=clock)
         self._history: OrderedDict[tuple[str, str], deque[Turn]] = OrderedDict()
         self._history_lock = threading.Lock()
+        self._inbox = Inbox(settings.inbox)
 
     async def handle(self, msg: IncomingMessage, *, on_sentence: SentenceCallback | None = None) -> Reply:
         """Answer one message, passing ``on_sentence`` to the responder; never raises."""
@@ -262,14 +277,62 @@ class ChatCore:
         """The help-desk conversation of ``platform``, when it and its responders are configured."""
         return self.settings.helpdesk_chat(platform)
 
-    def index_kept_replies(self) -> None:
-        """Index the kept replies' folder (at start), so they are sources again after the index was rebuilt."""
-        if not self.settings.answers_dir.is_dir() or not any(map(self.helpdesk_chat, ("slack", "telegram"))):
-            return
+    def index_kept(self) -> None:
+        """Index the kept replies' folder and the inbox (at start), so they are sources again after the index
+        was rebuilt."""
+        s = self.settings
+        for folder, used in ((s.answers_dir, any(map(self.helpdesk_chat, ("slack", "telegram")))),
+                             (s.inbox, bool(s.admins("slack") or s.admins("telegram")))):
+            if used and folder.is_dir() and isinstance(self.responder, Indexer):
+                try:
+                    self.responder.index([folder])
+                except Exception:
+                    logger.exception("could not index %s", folder)
+
+    def may_upload(self, msg: IncomingMessage) -> bool:
+        """Whether the sender may add documents by sending them: a listed admin (of a served Slack workspace)."""
+        s = self.settings
+        if msg.platform == "slack" and s.slack_allowed_teams and msg.team_id not in s.slack_allowed_teams:
+            return False
+        return msg.user_id in s.admins(msg.platform)
+
+    async def ingest(self, msg: IncomingMessage, *, name: str, size: int | None, fetch: FetchFile) -> Reply:
+        """A file sent to the bot as ``name`` (``size`` bytes, when the platform says): a listed admin's is
+        fetched, saved in the inbox and indexed, with the limits of ``citebot index``; the reply says what
+        became of it. Nothing is fetched for anybody else, nor for a file the index would skip unread."""
+        if not self.may_upload(msg):
+            logger.info("refused a file from %s user %s in chat %s", msg.platform, msg.user_id, msg.chat_id)
+            return Reply("refused", UPLOAD_REFUSED)
+        name, limits = safe_name(name), self.settings.retrieval
+        reason = skip_reason(name, size or 0, limits)
+        if reason:
+            return Reply("not_indexed", UPLOAD_SKIPPED.format(name=name, reason=reason))
         try:
-            self._reindex()
+            data = await fetch(max_file_bytes(limits))
+            reason = skip_reason(name, len(data), limits)
+            if reason:
+                return Reply("not_indexed", UPLOAD_SKIPPED.format(name=name, reason=reason))
+            report = await asyncio.to_thread(self._inbox.put, name, data, self._index)
         except Exception:
-            logger.exception("could not index the kept replies in %s", self.settings.answers_dir)
+            logger.exception("could not add %s from %s user %s", name, msg.platform, msg.user_id)
+            return Reply("error", UPLOAD_FAILED.format(name=name))
+        logger.info("%s user %s posted %s: %s", msg.platform, msg.user_id, name, report.summary())
+        return Reply("not_indexed" if report.skipped else "indexed", summary(name, report))
+
+    async def digest(self, platform: str) -> tuple[str, str] | None:
+        """The weekly digest of ``platform``'s question groups the documents did not answer, as (help-desk
+        conversation, text); None when the digest is off, there is no help desk, or nothing to report."""
+        chat = self.helpdesk_chat(platform)
+        if chat is None or not self.settings.helpdesk_digest:
+            return None
+        try:
+            gaps = await asyncio.to_thread(find_gaps, self.feedback, self.settings.retrieval,
+                                           since=timedelta(days=DIGEST_DAYS), platform=platform)
+        except Exception:
+            logger.exception("could not make the %s digest", platform)
+            return None
+        text = digest_text(gaps, top=self.settings.helpdesk_digest_groups, days=DIGEST_DAYS)
+        return (chat, text) if text else None
 
     async def escalate(self, answer_id: object, who: IncomingMessage, *, asker_name: str, reply_to: str,
                        post: PostEscalation) -> Reply:
@@ -387,6 +450,11 @@ class ChatCore:
         # The whole folder: the index prunes what is gone from it, and picks up a person's edits.
         if isinstance(self.responder, Indexer):
             self.responder.index([self.settings.answers_dir])
+
+    def _index(self, paths: list[Path]) -> SyncReport:
+        if not isinstance(self.responder, Indexer):
+            raise TypeError(f"{type(self.responder).__name__} cannot index files")
+        return self.responder.index(paths)
 
     def _allowed(self, msg: IncomingMessage) -> bool:
         """Whether the allowlists let this message through; unknown platforms never pass.

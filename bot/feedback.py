@@ -150,6 +150,20 @@ class DownVoted:
 
 
 @dataclass(frozen=True)
+class GapQuestion:
+    """A question the documents did not serve: declined, voted 👎 or escalated, for ``citebot gaps``."""
+
+    answer_id: int
+    platform: str
+    question: str
+    created_at: str
+    declined: bool
+    down_voted: bool
+    escalated: bool
+    answered: bool  # a responder's reply to it is kept as a source
+
+
+@dataclass(frozen=True)
 class Stats:
     """What ``citebot stats`` reports."""
 
@@ -302,6 +316,22 @@ class FeedbackStore:
         """Mark a kept reply withdrawn: its document was deleted and unindexed."""
         with self._transaction() as db:
             db.execute("UPDATE helpdesk_replies SET withdrawn_at = ? WHERE id = ?", (_now(), reply_id))
+
+    def gap_questions(self, since: str = "") -> list[GapQuestion]:
+        """The questions asked at or after ``since`` (ISO time, UTC) that were declined, voted 👎 or escalated,
+        oldest first, each saying whether a responder's reply to it is kept as a source."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM (SELECT a.id, a.platform, a.question, a.created_at, a.found = 0 AS declined,"
+                " EXISTS (SELECT 1 FROM votes v WHERE v.answer_id = a.id AND v.vote = -1) AS down,"
+                " EXISTS (SELECT 1 FROM escalations e WHERE e.answer_id = a.id AND e.helpdesk_message != '')"
+                "  AS escalated,"
+                " EXISTS (SELECT 1 FROM escalations e JOIN helpdesk_replies r ON r.escalation_id = e.id"
+                "  WHERE e.answer_id = a.id AND r.withdrawn_at IS NULL) AS answered"
+                " FROM answers a WHERE a.created_at >= ?) WHERE declined OR down OR escalated ORDER BY id",
+                (since,),
+            ).fetchall()
+        return [GapQuestion(*row[:4], *(bool(v) for v in row[4:])) for row in rows]
 
     def stats(self, *, worst: int = 5) -> Stats:
         """Counts per platform and the ``worst`` answers with the most 👎."""

@@ -110,6 +110,22 @@ class BotSettings(BaseSettings):
         None, description="Folder the relayed replies are saved in as Markdown; unset: <data dir>-answers."
     )
 
+    telegram_admins: TelegramIdList = Field(
+        default_factory=list, description="Telegram user ids whose documents sent to the bot are indexed."
+    )
+    slack_admins: IdList = Field(
+        default_factory=list, description="Slack user ids whose files shared with the bot are indexed."
+    )
+    inbox_dir: Path | None = Field(
+        None, description="Folder the admins' posted documents are saved in; unset: <data dir>-inbox."
+    )
+    helpdesk_digest: bool = Field(
+        False, description="Post a weekly digest of the unanswered question groups to the help-desk conversation."
+    )
+    helpdesk_digest_weekday: int = Field(0, ge=0, le=6, description="Day of the digest: 0 Monday ... 6 Sunday.")
+    helpdesk_digest_hour: int = Field(9, ge=0, le=23, description="Hour of the digest (UTC).")
+    helpdesk_digest_groups: int = Field(5, ge=1, le=50, description="Question groups the digest lists at most.")
+
     rate_limit_questions: int = Field(
         5, ge=0, description="Questions one user may ask per window; 0 turns the limit off."
     )
@@ -126,6 +142,8 @@ class BotSettings(BaseSettings):
         "slack_allowed_teams",
         "slack_responders",
         "telegram_responders",
+        "telegram_admins",
+        "slack_admins",
         mode="before",
     )
     @classmethod
@@ -140,6 +158,17 @@ class BotSettings(BaseSettings):
         """Where relayed replies are saved: beside the data dir, since the index never reads its own data dir."""
         data = self.retrieval.data_dir
         return self.helpdesk_answers_dir or data.with_name(f"{data.name}-answers")
+
+    @property
+    def inbox(self) -> Path:
+        """Where the admins' posted documents are saved: beside the data dir, like the kept replies."""
+        data = self.retrieval.data_dir
+        return self.inbox_dir or data.with_name(f"{data.name}-inbox")
+
+    def admins(self, platform: str) -> set[str]:
+        """The user ids of ``platform`` whose posted documents are indexed."""
+        listed = {"slack": self.slack_admins, "telegram": self.telegram_admins}.get(platform, [])
+        return {str(u) for u in listed}
 
     def helpdesk_chat(self, platform: str) -> str | None:
         """The help-desk conversation of ``platform`` ("slack", "telegram"), when it and its responders are set."""

@@ -2,7 +2,7 @@
 
     check_settings(settings, http=False)         # the tokens the mode needs, before anything slow
     app = build_app(core, settings)              # the Bolt app, every listener registered
-    run(app, settings, http=False)               # Socket Mode (no public URL), or HTTP mode (bot.slack_http)
+    run(core, settings, http=False)              # Socket Mode (no public URL), or HTTP mode (bot.slack_http)
 
 What users see:
 - a mention in a channel gets 👀 at once, then the answer in the thread of the asking message; mentions in that
@@ -16,6 +16,8 @@ What users see:
   help-desk channel with a link to the conversation (``chat.getPermalink``); a listed responder's reply in that
   post's thread goes back to the asker's thread, attributed, and becomes a source (``ChatCore.relay``) until a
   responder presses Withdraw under the bot's confirmation;
+- a file shared in a direct message or with a mention is indexed when a listed admin shared it, and a weekly
+  digest of the unanswered questions can go to the help-desk channel (``bot.slack_helpdesk``);
 - a language-model answer to a mention or direct message is shown while it is written: its first words are
   posted where the answer goes, updated about once a second (``bot.streaming``), and that message is then
   updated into the verified answer with its sources and buttons. ``/ask`` answers arrive complete.
@@ -43,7 +45,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from bot import render
+from bot import render, slack_helpdesk
 from bot.core import ChatCore, IncomingMessage, Reply
 from bot.settings import BotSettings, reveal
 from bot.slack_http import http_server
@@ -109,14 +111,16 @@ def check_settings(settings: BotSettings, *, http: bool) -> None:
         _secret(settings.slack_app_token, "SLACK_APP_TOKEN")
 
 
-def run(app: App, settings: BotSettings, *, http: bool = False) -> None:
-    """Serve until interrupted: Socket Mode, or HTTP mode (``bot.slack_http``) with ``http``."""
+def run(core: ChatCore, settings: BotSettings, *, http: bool = False) -> None:
+    """Serve ``core`` until interrupted: Socket Mode, or HTTP mode (``bot.slack_http``) with ``http``."""
     check_settings(settings, http=http)
+    app = build_app(core, settings)
     try:
-        if http:
-            http_server(app, settings).run()
-        else:
-            socket_mode_handler(app, settings).start()
+        with _digest(app, core, settings):
+            if http:
+                http_server(app, settings).run()
+            else:
+                socket_mode_handler(app, settings).start()
     except KeyboardInterrupt:
         logger.info("Slack bot stopped")
 
@@ -126,22 +130,37 @@ def running(settings: BotSettings, core: ChatCore, *, http: bool = False) -> Ite
     """The Slack bot answering from background threads while the block runs (``citebot serve``)."""
     check_settings(settings, http=http)
     app = build_app(core, settings)
-    if not http:
-        handler = socket_mode_handler(app, settings)
-        handler.connect()
+    with _digest(app, core, settings):
+        if not http:
+            handler = socket_mode_handler(app, settings)
+            handler.connect()
+            try:
+                yield
+            finally:
+                handler.close()
+            return
+        server = http_server(app, settings)
+        thread = threading.Thread(target=server.run, name="citebot-slack-http", daemon=True)
+        thread.start()
         try:
             yield
         finally:
-            handler.close()
+            server.should_exit = True
+            thread.join(timeout=10)
+
+
+@contextmanager
+def _digest(app: App, core: ChatCore, settings: BotSettings) -> Iterator[None]:
+    """The weekly digest posted from its own thread while the block runs, when it is turned on."""
+    poster = slack_helpdesk.DigestPoster.configured(core, app.client, settings)
+    if poster is None:
+        yield
         return
-    server = http_server(app, settings)
-    thread = threading.Thread(target=server.run, name="citebot-slack-http", daemon=True)
-    thread.start()
+    poster.start()
     try:
         yield
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        poster.stop()
 
 
 class _Listeners:
@@ -169,6 +188,8 @@ class _Listeners:
         """Answer a mention in the thread of the asking message; in an escalation's thread it is a reply."""
         if event.get("thread_ts") and self.core.escalation_at("slack", event["channel"], event["thread_ts"]):
             return  # its message event relays it
+        if self._person(event) and slack_helpdesk.ingest_files(self.core, event, context, client):
+            return
         thread_ts = event.get("thread_ts") or event["ts"]
         self._answer(event, context, client, thread_ts=thread_ts, conversation=f"{event['channel']}:{thread_ts}")
 
@@ -178,6 +199,8 @@ class _Listeners:
         A reply in an escalation's thread of the help-desk channel is relayed instead.
         """
         if self._relay(event, context, client) or event.get("channel_type") != "im":
+            return
+        if self._person(event) and slack_helpdesk.ingest_files(self.core, event, context, client):
             return
         thread_ts = event.get("thread_ts")
         conversation = f"{event['channel']}:{thread_ts}" if thread_ts else event["channel"]
@@ -276,7 +299,7 @@ class _Listeners:
     def _answer(self, event: dict[str, Any], context: BoltContext, client: WebClient, *, thread_ts: str | None,
                 conversation: str) -> None:
         """Acknowledge a person's question with 👀, answer it through the core, post the reply."""
-        if event.get("bot_id") or event.get("subtype") not in _PERSON_SUBTYPES:
+        if not self._person(event):
             return
         channel, user = event["channel"], event.get("user", "")
         question = _question(event.get("text", ""), context.bot_user_id)
@@ -289,10 +312,15 @@ class _Listeners:
               whisper=lambda text: client.chat_postEphemeral(channel=channel, user=user, text=text,
                                                              thread_ts=thread_ts))
 
+    @staticmethod
+    def _person(event: dict[str, Any]) -> bool:
+        """Whether a person (not a bot) wrote the message, with a question or a file in it."""
+        return not event.get("bot_id") and event.get("subtype") in _PERSON_SUBTYPES
+
     def _relay(self, event: dict[str, Any], context: BoltContext, client: WebClient) -> bool:
         """Pass a reply in an escalation's thread on to the asker; whether the message was such a reply."""
         channel, thread_ts = event.get("channel", ""), event.get("thread_ts")
-        if (not thread_ts or event.get("bot_id") or event.get("subtype") not in _PERSON_SUBTYPES
+        if (not thread_ts or not self._person(event)
                 or self.core.escalation_at("slack", channel, thread_ts) is None):
             return False
         user = event.get("user", "")

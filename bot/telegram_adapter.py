@@ -9,7 +9,10 @@ bots' messages are ignored.
 
 With a help desk set up, every answer has "Ask a person": the question, the answer and who asked go to the
 help-desk group; a listed responder's reply to that post goes back to the asker's chat, attributed, and
-becomes a source (``ChatCore.relay``) until a responder presses Withdraw under the bot's confirmation.
+becomes a source (``ChatCore.relay``) until a responder presses Withdraw under the bot's confirmation. A
+document sent in a private chat (or with a mention in a group) is indexed when a listed admin sent it; a
+weekly digest of the unanswered questions can go to the help-desk group. Those handlers live in
+``bot.telegram_helpdesk``; what both modules share in ``bot.telegram_messages``.
 
 A language-model answer is shown while it is written: its first words arrive as a plain-text reply to the
 question, edited about once a second (``bot.streaming``), and that message then becomes the verified answer
@@ -34,12 +37,8 @@ from telegram import (
     BotCommand,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
-    LinkPreviewOptions,
     Message,
-    MessageEntity,
-    ReplyParameters,
     Update,
-    User,
 )
 from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
@@ -49,15 +48,26 @@ from telegram.ext import (
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
-    ContextTypes,
     MessageHandler,
     filters,
 )
 
-from bot import render
-from bot.core import ChatCore, IncomingMessage, Reply
+from bot import render, telegram_helpdesk
+from bot.core import ChatCore, Reply
 from bot.settings import BotSettings, reveal
 from bot.streaming import LivePreview
+from bot.telegram_messages import (
+    CORE_KEY,
+    NO_PREVIEW,
+    Context,
+    addressed,
+    core_of,
+    expire_button,
+    incoming,
+    presser,
+    reply_to,
+    strip_mention,
+)
 from bot.texts import (
     ASK_PERSON_BUTTON,
     ASK_USAGE,
@@ -67,18 +77,13 @@ from bot.texts import (
     NOTHING_INDEXED,
     START_TEXT,
     TEXT_ONLY,
-    UNAVAILABLE_TEXT,
-    WITHDRAW_BUTTON,
 )
-from bot.types import Escalation, StoredAnswer
 from retrieval import ConfigError
 
 logger = logging.getLogger(__name__)
 
-Context = ContextTypes.DEFAULT_TYPE
 T = TypeVar("T")
 
-PLATFORM = "telegram"
 # Edits and channel posts are not even fetched: answering an edit would answer the same question twice.
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 TYPING_EVERY = 4.0  # seconds; Telegram shows "typing…" for about 5 s per action
@@ -93,15 +98,11 @@ COMMANDS = [
     BotCommand("help", "How to ask, and which documents I know"),
 ]
 
-_CORE = "citebot_core"  # bot_data key
 _REFUSED = "citebot_refused"  # chat_data key: this chat has had its one refusal
 _SOURCES = re.compile(r"src:(\d+)(?::(\d{1,6}))?")  # "src:<answer>" opens the sources, "src:<answer>:<page>" pages
 _VOTE = re.compile(r"vote:(\d+):(-?1)")
-_ASK = re.compile(r"ask:(\d+)")
-_FORGET = re.compile(r"forget:(\d+)")
 _TAG = re.compile(r"<[^>]*>")  # document text is escaped, so every tag in our HTML is our own markup
 _MARKUP_ERROR = re.compile(r"pars|entit|tag", re.IGNORECASE)
-_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
 class RetryingRateLimiter(AIORateLimiter):
@@ -143,7 +144,7 @@ def build_application(core: ChatCore, settings: BotSettings) -> Application:
         api, files = _api_urls(settings.telegram_base_url)
         builder = builder.base_url(api).base_file_url(files)
     application = builder.build()
-    application.bot_data[_CORE] = core
+    application.bot_data[CORE_KEY] = core
 
     new, private = filters.UpdateType.MESSAGE, filters.ChatType.PRIVATE
     application.add_handlers([
@@ -152,14 +153,16 @@ def build_application(core: ChatCore, settings: BotSettings) -> Application:
         CommandHandler("ask", ask, filters=new),
         MessageHandler(new & filters.TEXT & ~filters.COMMAND, answer_message),
         MessageHandler(new & private & filters.COMMAND, unknown_command),
+        MessageHandler(new & filters.Document.ALL, telegram_helpdesk.receive_document),
         MessageHandler(new & private & filters.ATTACHMENT, reject_non_text),
         CallbackQueryHandler(show_sources, pattern=_SOURCES),
         CallbackQueryHandler(vote, pattern=_VOTE),
-        CallbackQueryHandler(ask_person, pattern=_ASK),
-        CallbackQueryHandler(withdraw, pattern=_FORGET),
+        CallbackQueryHandler(telegram_helpdesk.ask_person, pattern=telegram_helpdesk.ASK),
+        CallbackQueryHandler(telegram_helpdesk.withdraw, pattern=telegram_helpdesk.FORGET),
         CallbackQueryHandler(expire_button),
     ])
     application.add_error_handler(log_error)
+    telegram_helpdesk.schedule_digest(application, settings)
     return application
 
 
@@ -224,11 +227,11 @@ async def ask(update: Update, context: Context) -> None:
     """Answer the question written after /ask."""
     message = update.effective_message
     parts = (message.text or "").split(maxsplit=1) if message else []
-    question = _strip_mention(parts[1], context.bot.username) if len(parts) > 1 else ""
+    question = strip_mention(parts[1], context.bot.username) if len(parts) > 1 else ""
     if question:
         await _answer(update, context, question)
     elif message and await _admitted(update, context):
-        await message.reply_text(ASK_USAGE, reply_parameters=_reply_to(message))
+        await message.reply_text(ASK_USAGE, reply_parameters=reply_to(message))
 
 
 async def answer_message(update: Update, context: Context) -> None:
@@ -238,32 +241,32 @@ async def answer_message(update: Update, context: Context) -> None:
         return
     if message.chat.type == ChatType.PRIVATE:
         await _answer(update, context, message.text)
-    elif await _relayed(update, context):
+    elif await telegram_helpdesk.relayed(update, context):
         return
-    elif _addressed(message, context.bot):
-        await _answer(update, context, _strip_mention(message.text, context.bot.username))
+    elif addressed(message, context.bot):
+        await _answer(update, context, strip_mention(message.text, context.bot.username))
 
 
 async def unknown_command(update: Update, context: Context) -> None:
     """Point a private chat that sent an unknown command at the ones that exist."""
     if update.effective_message and await _admitted(update, context):
-        await update.effective_message.reply_text(COMMAND_USAGE, reply_parameters=_reply_to(update.effective_message))
+        await update.effective_message.reply_text(COMMAND_USAGE, reply_parameters=reply_to(update.effective_message))
 
 
 async def reject_non_text(update: Update, context: Context) -> None:
     """Tell a private chat that sent a sticker, photo or voice message that only text is read."""
     if update.effective_message and await _admitted(update, context):
-        await update.effective_message.reply_text(TEXT_ONLY, reply_parameters=_reply_to(update.effective_message))
+        await update.effective_message.reply_text(TEXT_ONLY, reply_parameters=reply_to(update.effective_message))
 
 
 async def show_sources(update: Update, context: Context) -> None:
     """Show the quoted passages of an answer as a new message; its ◀ ▶ buttons page through them in place."""
-    query, who = update.callback_query, _presser(update)
+    query, who = update.callback_query, presser(update)
     match = _SOURCES.fullmatch(query.data or "") if query else None
     if query is None or who is None or match is None or not isinstance(query.message, Message):
         await expire_button(update, context)
         return
-    reply = await _core(context).sources(match[1], who)
+    reply = await core_of(context).sources(match[1], who)
     if reply.stored is None:
         await query.answer(reply.text)
         return
@@ -273,13 +276,13 @@ async def show_sources(update: Update, context: Context) -> None:
     page = min(max(int(match[2] or 1), 1), len(pages))
     markup = _pager(stored.id, page, len(pages))
     if match[2] is None:
-        send = partial(query.message.reply_text, reply_parameters=_reply_to(query.message), reply_markup=markup,
-                       link_preview_options=_NO_PREVIEW)
+        send = partial(query.message.reply_text, reply_parameters=reply_to(query.message), reply_markup=markup,
+                       link_preview_options=NO_PREVIEW)
         await _html_or_plain(send, pages[0])
         return
     try:
         await _html_or_plain(partial(query.edit_message_text, reply_markup=markup,
-                                     link_preview_options=_NO_PREVIEW), pages[page - 1])
+                                     link_preview_options=NO_PREVIEW), pages[page - 1])
     except BadRequest as exc:
         if "not modified" not in exc.message:  # a double click asks for the page already shown
             raise
@@ -287,53 +290,13 @@ async def show_sources(update: Update, context: Context) -> None:
 
 async def vote(update: Update, context: Context) -> None:
     """Store a 👍 or 👎 on an answer and thank the user."""
-    query, who = update.callback_query, _presser(update)
+    query, who = update.callback_query, presser(update)
     match = _VOTE.fullmatch(query.data or "") if query else None
     if query is None or who is None or match is None:
         await expire_button(update, context)
         return
-    reply = await _core(context).vote(match[1], who, int(match[2]))
+    reply = await core_of(context).vote(match[1], who, int(match[2]))
     await query.answer(reply.text)
-
-
-async def ask_person(update: Update, context: Context) -> None:
-    """Post the question and its answer to the help-desk group; tell the presser privately."""
-    query, who = update.callback_query, _presser(update)
-    match = _ASK.fullmatch(query.data or "") if query else None
-    if query is None or who is None or match is None or not isinstance(query.message, Message):
-        await expire_button(update, context)
-        return
-    answer, asker = query.message, _name(query.from_user)
-
-    async def post(stored: StoredAnswer, helpdesk: str) -> tuple[str, str]:
-        link = _message_link(answer)
-        sent = await context.bot.send_message(int(helpdesk), render.escalation_text(stored, asker=asker, link=link,
-                                                                                    slack=False),
-                                              link_preview_options=_NO_PREVIEW)
-        return str(sent.message_id), link
-
-    reply = await _core(context).escalate(match[1], who, asker_name=asker, reply_to=str(answer.message_id),
-                                          post=post)
-    await query.answer(reply.text)
-
-
-async def withdraw(update: Update, context: Context) -> None:
-    """A responder's Withdraw press: the kept reply is no source any more; its confirmation says so."""
-    query, who = update.callback_query, _presser(update)
-    match = _FORGET.fullmatch(query.data or "") if query else None
-    if query is None or who is None or match is None:
-        await expire_button(update, context)
-        return
-    reply = await _core(context).withdraw(match[1], who)
-    await query.answer(reply.text)
-    if reply.kind == "withdrawn":
-        await query.edit_message_text(reply.text)
-
-
-async def expire_button(update: Update, context: Context) -> None:
-    """Answer a button this version does not know (an old keyboard) so the client stops waiting."""
-    if update.callback_query:
-        await update.callback_query.answer(UNAVAILABLE_TEXT)
 
 
 async def log_error(update: object, context: Context) -> None:
@@ -353,10 +316,6 @@ async def log_error(update: object, context: Context) -> None:
 # --- helpers -------------------------------------------------------------------------------------------
 
 
-def _core(context: Context) -> ChatCore:
-    return context.bot_data[_CORE]
-
-
 def _api_urls(base_url: str) -> tuple[str, str]:
     """(API, file) base URLs of a self-hosted Bot API server, given ``http://host:port`` or ``…/bot``."""
     root = base_url.rstrip("/").removesuffix("/bot")
@@ -367,36 +326,12 @@ def _redact(text: str, token: str) -> str:
     return text.replace(token, "<token>") if token else text
 
 
-def _reply_to(message: Message) -> ReplyParameters:
-    # Still deliver the answer when the question was deleted meanwhile.
-    return ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
-
-
-def _incoming(update: Update, text: str) -> IncomingMessage | None:
-    """The message as the core sees it; None for bots."""
-    message, user = update.effective_message, update.effective_user
-    if message is None or user is None or (user.is_bot and message.sender_chat is None):
-        return None
-    # Anonymous group admins and linked channels write as a chat, through a shared bot account.
-    sender = str(message.sender_chat.id if message.sender_chat else user.id)
-    thread = f":{message.message_thread_id}" if message.is_topic_message else ""
-    return IncomingMessage(PLATFORM, f"{message.chat.id}{thread}", sender, text, chat_id=str(message.chat.id))
-
-
-def _presser(update: Update) -> IncomingMessage | None:
-    """Who pressed a button, and in which chat, as the core sees it."""
-    query, chat = update.callback_query, update.effective_chat
-    if query is None or chat is None:
-        return None
-    return IncomingMessage(PLATFORM, str(chat.id), str(query.from_user.id), "", chat_id=str(chat.id))
-
-
 async def _admitted(update: Update, context: Context) -> bool:
     """Whether the core lets the sender of a command use the bot here; the refusal is shown once a chat."""
-    incoming = _incoming(update, "")
-    if incoming is None:
+    who = incoming(update, "")
+    if who is None:
         return False
-    refusal = _core(context).admit(incoming)
+    refusal = core_of(context).admit(who)
     if refusal is not None and update.effective_message:
         await _refuse(update.effective_message, context, refusal)
     return refusal is None
@@ -406,75 +341,22 @@ async def _refuse(message: Message, context: Context, refusal: Reply) -> None:
     """The core's refusal, once a chat, so a group is not spammed."""
     if context.chat_data is not None and not context.chat_data.get(_REFUSED):
         context.chat_data[_REFUSED] = True
-        await message.reply_text(refusal.text, reply_parameters=_reply_to(message))
-
-
-async def _relayed(update: Update, context: Context) -> bool:
-    """Pass a reply to an escalation in the help-desk group on to the asker; whether it was such a reply."""
-    message, sender, core = update.effective_message, update.effective_user, _core(context)
-    replied = message.reply_to_message if message else None
-    if (message is None or replied is None or sender is None or message.text is None
-            or core.escalation_at(PLATFORM, str(message.chat.id), str(replied.message_id)) is None):
-        return False
-    msg = IncomingMessage(PLATFORM, str(message.chat.id), str(sender.id),
-                          _strip_mention(message.text, context.bot.username), chat_id=str(message.chat.id))
-
-    async def post(escalation: Escalation, text: str) -> None:
-        await context.bot.send_message(
-            int(escalation.reply_chat), render.clip(text, render.TELEGRAM_LIMIT), link_preview_options=_NO_PREVIEW,
-            reply_parameters=ReplyParameters(message_id=int(escalation.reply_to), allow_sending_without_reply=True))
-
-    reply = await core.relay(msg, str(replied.message_id), responder_name=_name(sender),
-                             reply_ref=str(message.message_id), post=post)
-    if reply is not None and reply.text:
-        markup = None if reply.kept is None else InlineKeyboardMarkup(
-            [[InlineKeyboardButton(WITHDRAW_BUTTON, callback_data=f"forget:{reply.kept}")]])
-        await message.reply_text(reply.text, reply_parameters=_reply_to(message), reply_markup=markup)
-    return reply is not None
-
-
-def _name(person: User) -> str:
-    """How the help desk names someone: their @username, else their name."""
-    return f"@{person.username}" if person.username else person.full_name
-
-
-def _message_link(message: Message) -> str:
-    """A t.me link to ``message`` for the members of its chat; "" where Telegram has none (private chats)."""
-    chat = message.chat
-    if chat.username:
-        return f"https://t.me/{chat.username}/{message.message_id}"
-    if str(chat.id).startswith("-100"):  # a supergroup: its members can open /c/ links
-        return f"https://t.me/c/{str(chat.id)[4:]}/{message.message_id}"
-    return ""
-
-
-def _addressed(message: Message, bot: Bot) -> bool:
-    """Whether a group message is meant for the bot: it mentions it or replies to one of its messages."""
-    replied = message.reply_to_message
-    if replied and replied.from_user and replied.from_user.id == bot.id:
-        return True
-    mentions = message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION])
-    return any((entity.user and entity.user.id == bot.id) or text[1:].lower() == bot.username.lower()
-               for entity, text in mentions.items())
-
-
-def _strip_mention(text: str, username: str) -> str:
-    return re.sub(rf"@{re.escape(username)}\b[,:]?", "", text, flags=re.IGNORECASE).strip()
+        await message.reply_text(refusal.text, reply_parameters=reply_to(message))
 
 
 async def _answer(update: Update, context: Context, question: str) -> None:
     """Ask the core, showing "typing…" and the answer being written meanwhile, and reply to the asking message."""
-    message, incoming = update.effective_message, _incoming(update, question)
-    if message is None or incoming is None:
+    message, asker = update.effective_message, incoming(update, question)
+    if message is None or asker is None:
         return
-    core = _core(context)
-    refusal = core.admit(incoming)  # a chat that may not ask sees no "typing…"
+    core = core_of(context)
+    refusal = core.admit(asker)  # a chat that may not ask sees no "typing…"
     if refusal is not None:
         await _refuse(message, context, refusal)
         return
     draft = _Draft(message)
     async with _typing(message), LivePreview(draft.show) as preview:
-        reply = await core.handle(incoming, on_sentence=preview.on_sentence)
+        reply = await core.handle(asker, on_sentence=preview.on_sentence)
     await _deliver(message, reply, draft if draft.sent else None)
 
 
@@ -492,10 +374,10 @@ class _Draft:
         if text == self._text:  # Telegram refuses an edit that changes nothing
             return
         if self.sent is None:
-            self.sent = await self.question.reply_text(text, reply_parameters=_reply_to(self.question),
-                                                       link_preview_options=_NO_PREVIEW)
+            self.sent = await self.question.reply_text(text, reply_parameters=reply_to(self.question),
+                                                       link_preview_options=NO_PREVIEW)
         else:
-            await self.sent.edit_text(text, link_preview_options=_NO_PREVIEW)
+            await self.sent.edit_text(text, link_preview_options=NO_PREVIEW)
         self._text = text
 
     async def replace(self, text: str, **kwargs: Any) -> Message | bool:
@@ -508,7 +390,7 @@ class _Draft:
             if "not found" not in exc.message:
                 raise
             logger.info("the answer's draft in chat %s is gone; sending the answer anew", self.question.chat_id)
-            return await self.question.reply_text(text, reply_parameters=_reply_to(self.question), **kwargs)
+            return await self.question.reply_text(text, reply_parameters=reply_to(self.question), **kwargs)
 
 
 @asynccontextmanager
@@ -541,7 +423,7 @@ async def _deliver(message: Message, reply: Reply, draft: _Draft | None = None) 
     """
     if reply.answer is None:
         if draft is None:
-            await message.reply_text(reply.text, reply_parameters=_reply_to(message))
+            await message.reply_text(reply.text, reply_parameters=reply_to(message))
         else:
             await draft.replace(reply.text)
         return
@@ -550,10 +432,10 @@ async def _deliver(message: Message, reply: Reply, draft: _Draft | None = None) 
     for i, part in enumerate(parts):
         markup = keyboard if i == len(parts) - 1 else None
         if i == 0 and draft is not None:
-            send = partial(draft.replace, link_preview_options=_NO_PREVIEW, reply_markup=markup)
+            send = partial(draft.replace, link_preview_options=NO_PREVIEW, reply_markup=markup)
         else:
-            send = partial(message.reply_text, do_quote=False, link_preview_options=_NO_PREVIEW,
-                           reply_parameters=_reply_to(message) if i == 0 else None, reply_markup=markup)
+            send = partial(message.reply_text, do_quote=False, link_preview_options=NO_PREVIEW,
+                           reply_parameters=reply_to(message) if i == 0 else None, reply_markup=markup)
         await _html_or_plain(send, part)
 
 
@@ -599,10 +481,10 @@ async def _send_help(update: Update, context: Context, *, greeting: bool) -> Non
     message = update.effective_message
     if message is None or not await _admitted(update, context):
         return
-    documents = await _core(context).indexed_documents()
+    documents = await core_of(context).indexed_documents()
     parts = [START_TEXT if greeting else "", HELP_TEXT.format(username=context.bot.username),
              _corpus(documents)]
-    await message.reply_text("\n\n".join(p for p in parts if p), reply_parameters=_reply_to(message))
+    await message.reply_text("\n\n".join(p for p in parts if p), reply_parameters=reply_to(message))
 
 
 def _corpus(documents: list[dict[str, Any]] | None) -> str:

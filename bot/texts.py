@@ -46,3 +46,18 @@ RELAY_FAILED = "Sorry, I could not pass this on to the asker. Please reply again
 WITHDRAW_BUTTON = "Withdraw"
 WITHDRAWN_TEXT = "Withdrawn: that answer is no longer a source."
 WITHDRAW_FAILED = "Sorry, I could not withdraw that answer. Please try again in a moment."
+
+# Documents posted in chat by an admin
+UPLOAD_REFUSED = "Sorry, only the bot's administrators can add documents; please send your question as text."
+UPLOAD_ADDED = "Indexed {name} ({passages}): questions about it are answered from now on."
+UPLOAD_UPDATED = "Re-indexed {name} ({passages}): answers now come from this version."
+UPLOAD_UNCHANGED = "{name} is indexed already, unchanged."
+UPLOAD_SKIPPED = "Not indexed: {name}: {reason}. Nothing was added."
+UPLOAD_FAILED = "Sorry, I could not fetch or index {name}. Please try again in a moment."
+
+# The weekly digest of what the documents are missing (citebot gaps)
+DIGEST_TEXT = ("Questions the documents did not answer in the last {days} days ({questions} questions in "
+               "{groups} groups), most asked first:")
+DIGEST_LINE = "• {count}× {question}"
+DIGEST_VARIANTS = " (also: {variants})"
+DIGEST_ANSWERED = " [a person's answer is kept]"

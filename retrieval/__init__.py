@@ -21,24 +21,29 @@ from retrieval.types import Answer, Citation, Passage, Turn
 
 if TYPE_CHECKING:
     from retrieval import answer_eval, evaluate, owner
+    from retrieval.background import Background
+    from retrieval.grouping import group_by_meaning
     from retrieval.llm import SentenceCallback
     from retrieval.pipeline import Pipeline
-    from retrieval.sync import ProgressFn, SyncReport
+    from retrieval.sync import ProgressFn, SyncReport, max_file_bytes, skip_reason
     from retrieval.watch import Watcher
 
 __all__ = [
     "Answer",
     "answer_eval",
+    "Background",
     "Citation",
     "CitebotError",
     "ConfigError",
     "EmbedderError",
     "env_alias",
     "evaluate",
+    "group_by_meaning",
     "HANDED_TO_SERVER_NOTICE",
     "LLMError",
     "LoadError",
     "MARKER",
+    "max_file_bytes",
     "NOT_FOUND_PHRASE",
     "owner",
     "Passage",
@@ -46,6 +51,7 @@ __all__ = [
     "ProgressFn",
     "RetrievalSettings",
     "SentenceCallback",
+    "skip_reason",
     "STORE_SERVED_ERROR",
     "StoreError",
     "SyncReport",
@@ -55,9 +61,10 @@ __all__ = [
 ]
 
 # Name -> the module holding it (or that module itself), imported on first use.
-_LAZY = {"answer_eval": "retrieval.answer_eval", "owner": "retrieval.owner", "Watcher": "retrieval.watch",
-         "Pipeline": "retrieval.pipeline", "ProgressFn": "retrieval.sync", "SentenceCallback": "retrieval.llm",
-         "SyncReport": "retrieval.sync", "evaluate": "retrieval.evaluate"}
+_LAZY = {"answer_eval": "retrieval.answer_eval", "Background": "retrieval.background", "owner": "retrieval.owner",
+         "Watcher": "retrieval.watch", "Pipeline": "retrieval.pipeline", "ProgressFn": "retrieval.sync",
+         "SentenceCallback": "retrieval.llm", "SyncReport": "retrieval.sync", "evaluate": "retrieval.evaluate",
+         "group_by_meaning": "retrieval.grouping", "max_file_bytes": "retrieval.sync", "skip_reason": "retrieval.sync"}
 
 
 def __getattr__(name: str) -> Any:

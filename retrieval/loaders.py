@@ -132,8 +132,13 @@ def _check(path: Path, root: Path) -> tuple[Path, Path] | Skipped:
         return Skipped(source, "not a regular file")
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        return Skipped(source, f"unsupported type {suffix or '(no extension)'}")
+        return Skipped(source, unsupported_reason(suffix))
     return path, root
+
+
+def unsupported_reason(suffix: str) -> str:
+    """Why a file with this (lower-case) suffix is not indexed."""
+    return f"unsupported type {suffix or '(no extension)'}"
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -155,7 +160,7 @@ def load(path: Path, root: Path) -> LoadedDocument:
     """Read one file into a ``LoadedDocument``; raises ``LoadError`` with a one-line reason."""
     suffix = path.suffix.lower()
     if suffix not in _PARSERS:
-        raise LoadError(f"unsupported type {suffix or '(no extension)'}")
+        raise LoadError(unsupported_reason(suffix))
     file_format, parser = _PARSERS[suffix]
     try:
         data = path.read_bytes()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -46,16 +47,21 @@ class Pipeline:
         self.embedder = embedder
         self.searcher = Searcher(self.store, self.settings)
         self.llm = LLMAnswerer(self.settings, embedder) if self.settings.llm_enabled else None
+        # One sync at a time: a serving bot indexes from several threads (citebot index's hand-offs, the folder
+        # watcher, kept replies, posted documents) and two syncs of one store must not interleave.
+        self._indexing = threading.Lock()
 
     def index(self, paths: Iterable[Path], *, progress: ProgressFn | None = None) -> SyncReport:
         """Bring the index in line with these files and folders."""
-        return sync(paths, self.store, self.settings, progress=progress)
+        with self._indexing:
+            return sync(paths, self.store, self.settings, progress=progress)
 
     def index_documents(
         self, root: str, docs: Iterable[LoadedDocument], *, progress: ProgressFn | None = None
     ) -> SyncReport:
         """Bring the index in line with documents already in memory, the whole contents of ``root``."""
-        return sync_documents(root, docs, self.store, self.settings, progress=progress)
+        with self._indexing:
+            return sync_documents(root, docs, self.store, self.settings, progress=progress)
 
     def search(self, question: str, *, k: int | None = None) -> SearchResult:
         """The best passages for ``question``."""

@@ -21,7 +21,7 @@ from langchain_core.documents import Document
 from retrieval.chunking import split
 from retrieval.errors import LoadError
 from retrieval.extract import load_bounded
-from retrieval.loaders import LoadedDocument, Skipped, discover
+from retrieval.loaders import SUPPORTED_SUFFIXES, LoadedDocument, Skipped, discover, unsupported_reason
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkStore, DocState
 
@@ -148,11 +148,28 @@ def _run(items: Sequence[_Item], prune: set[str], store: ChunkStore, settings: R
     logger.info("index: %s", report.summary())
 
 
+def max_file_bytes(settings: RetrievalSettings) -> int:
+    """The largest file indexing reads (``CITEBOT_MAX_FILE_MB``), in bytes."""
+    return int(settings.max_file_mb * 1024 * 1024)
+
+
+def skip_reason(name: str, size: int, settings: RetrievalSettings) -> str | None:
+    """Why indexing would skip a file called ``name`` of ``size`` bytes without reading it; None when it would
+    read it. Lets a file be refused before it is downloaded."""
+    suffix = Path(name).suffix.lower()
+    return unsupported_reason(suffix) if suffix not in SUPPORTED_SUFFIXES else _too_large(size, settings)
+
+
+def _too_large(size: int, settings: RetrievalSettings) -> str | None:
+    if size <= max_file_bytes(settings):
+        return None
+    return f"too large ({size / 2**20:.1f} MB; the limit is CITEBOT_MAX_FILE_MB={settings.max_file_mb:g})"
+
+
 def _sync_one(item: _Item, state: DocState | None, batch: _Batch, settings: RetrievalSettings) -> None:
     report = batch.report
-    limit = settings.max_file_mb * 1024 * 1024
-    if item.size > limit:
-        reason = f"too large ({item.size / 2**20:.1f} MB; the limit is CITEBOT_MAX_FILE_MB={settings.max_file_mb:g})"
+    reason = _too_large(item.size, settings)
+    if reason:
         report.skipped.append(Skipped(item.source, reason))
         return
     try:

@@ -11,6 +11,10 @@
   people a test puts in ``users``: id -> display name) and ``views.open`` answer as Slack does; every
   call is recorded. ``fail_next(method)`` makes the next call answer ``429`` with ``Retry-After``
   (``ratelimited``) or another Slack error such as ``not_in_channel``.
+- ``GET /files-pri/<team>-<file id>/[download/]<name>``: a shared file's ``url_private(_download)``. As on Slack, only a
+  request with the bot token (``Authorization: Bearer``) gets the bytes; without it Slack redirects to its
+  sign-in page. ``share_file(name, content)`` makes the file object a ``file_share`` event carries; every
+  download is recorded as the method ``"files.download"`` (ok only with the token).
 - ``POST /respond/<name>``: stands in for the ``response_url`` of slash commands and button clicks; recorded as
   the method ``"response_url"``.
 - ``GET /socket``: a Socket Mode WebSocket (``apps.connections.open`` hands out its ``ws://`` URL). It says
@@ -68,6 +72,7 @@ class SlackEmulator:
         self.team_id, self.bot_user_id, self.bot_id = team_id, bot_user_id, bot_id
         self.url = ""
         self.users: dict[str, str] = {}  # user id -> display name, for users.info
+        self._files: dict[str, bytes] = {}  # file id -> content
         self.acks: list[dict[str, Any]] = []
         self._calls: list[Call] = []
         self._failures: defaultdict[str, deque[_Failure]] = defaultdict(deque)
@@ -95,6 +100,9 @@ class SlackEmulator:
         app = web.Application()
         app.router.add_post("/api/{method}", self._web_api)
         app.router.add_post("/respond/{name}", self._respond)
+        app.router.add_get("/files-pri/{team}-{file}/{name}", self._download)
+        app.router.add_get("/files-pri/{team}-{file}/download/{name}", self._download)
+        app.router.add_get("/signin", self._signin)
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -127,6 +135,16 @@ class SlackEmulator:
             self._failures[method].append(_Failure(error, 429, retry_after))
         else:
             self._failures[method].append(_Failure(error, 200, None))
+
+    def share_file(self, name: str, content: bytes, *, filetype: str = "binary",
+                   mimetype: str = "application/octet-stream") -> dict[str, Any]:
+        """A file uploaded to Slack, as the ``files`` of a ``file_share`` message event describe it."""
+        file_id = f"F0{len(self._files) + 1:08d}"
+        self._files[file_id] = content
+        url = f"{self.url}/files-pri/{self.team_id}-{file_id}/{name}"
+        return {"id": file_id, "name": name, "title": name, "mimetype": mimetype, "filetype": filetype,
+                "size": len(content), "mode": "hosted", "is_external": False, "url_private": url,
+                "url_private_download": url.replace(f"/{name}", f"/download/{name}")}
 
     def calls(self, method: str | None = None) -> list[Call]:
         """Every recorded call (to ``method``), oldest first, failed ones included."""
@@ -216,6 +234,21 @@ class SlackEmulator:
         if method == "apps.connections.open":
             return {"ok": True, "url": f"ws{self.url.removeprefix('http')}/socket"}
         return {"ok": False, "error": "unknown_method"}
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        file_id = request.match_info["file"]
+        authorized = request.headers.get("Authorization") == f"Bearer {self.bot_token}"
+        content = self._files.get(file_id)
+        self._record(Call("files.download", {"file": file_id}, authorized and content is not None))
+        if not authorized:  # Slack sends a browser without the token to its sign-in page
+            raise web.HTTPFound(f"{self.url}/signin?redir={request.path}")
+        if content is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=content, content_type="application/octet-stream")
+
+    async def _signin(self, request: web.Request) -> web.Response:
+        return web.Response(text="<!DOCTYPE html><html><body>Sign in to Emulated</body></html>",
+                            content_type="text/html")
 
     async def _respond(self, request: web.Request) -> web.Response:
         self._record(Call("response_url", {**await request.json(), "_name": request.match_info["name"]}, True))

@@ -7,7 +7,9 @@
 
 It answers ``/bot<token>/<method>`` with Telegram's envelope (``{"ok": true, "result": ...}``) for the
 methods python-telegram-bot uses: ``getMe``, ``getUpdates`` (long poll), ``setWebhook``, ``deleteWebhook``,
-``setMyCommands``, ``sendMessage``, ``sendChatAction``, ``editMessageText``, ``answerCallbackQuery``. Bodies
+``setMyCommands``, ``sendMessage``, ``sendChatAction``, ``editMessageText``, ``answerCallbackQuery`` and
+``getFile``, and serves the files users sent (``document``) at ``GET /file/bot<token>/<file_path>``, each
+download recorded as the call ``"download"``. Bodies
 may be JSON or form-encoded (object fields then arrive as JSON strings). Like Telegram it refuses messages
 over 4,096 UTF-16 units, malformed HTML, callback data over 64 bytes and replies to unknown messages. Unlike
 Telegram it delivers every queued update whatever ``allowed_updates`` says, so the bot must ignore the
@@ -29,8 +31,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from tests.emulators import send_json
 
@@ -52,6 +55,7 @@ CALLBACK_DATA_LIMIT = 64
 _JSON_FIELDS = {"reply_markup", "reply_parameters", "link_preview_options", "allowed_updates", "commands",
                 "entities"}
 _INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "message_thread_id"}
+FILE_LIMIT = 20 * 1024 * 1024  # bytes: the Bot API refuses getFile for larger files
 _HTML_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code",
               "pre", "blockquote", "tg-emoji"}
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s[^<>]*)?)>")
@@ -171,6 +175,7 @@ class TelegramEmulator:
         self._failures: dict[str, list[_ApiError]] = {}
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._chats: dict[int, dict[str, Any]] = {}
+        self._files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, content)
         self._ids = itertools.count(1)
         self._update_ids = itertools.count(1)
         self._changed = threading.Condition()
@@ -225,6 +230,21 @@ class TelegramEmulator:
         msg = self.message(chat, sender, text, **fields)
         self.push({"message": msg})
         return msg
+
+    def document(self, chat: dict[str, Any], sender: dict[str, Any], name: str, content: bytes, *,
+                 caption: str | None = None, mime_type: str = "application/octet-stream") -> dict[str, Any]:
+        """Deliver a document ``name`` holding ``content`` sent by ``sender`` in ``chat``; returns the message."""
+        file_id = f"BQACAgI{next(self._ids):06d}"
+        with self._changed:
+            self._files[file_id] = (f"documents/file_{len(self._files)}{Path(name).suffix}", content)
+        fields: dict[str, Any] = {"document": {"file_id": file_id, "file_unique_id": f"AgAD{file_id[-6:]}",
+                                               "file_name": name, "mime_type": mime_type,
+                                               "file_size": len(content)}}
+        if caption is not None:
+            fields["caption"] = caption
+            if entities(caption):
+                fields["caption_entities"] = entities(caption)
+        return self.send(chat, sender, **fields)
 
     def press(self, message: dict[str, Any], presser: dict[str, Any], data: str) -> None:
         """Deliver a click on the inline button carrying ``data`` under the bot's ``message``."""
@@ -323,7 +343,30 @@ class TelegramEmulator:
             return self._send_message(params)
         if method == "editMessageText":
             return self._edit_message(params)
+        if method == "getFile":
+            return self._get_file(str(params.get("file_id", "")))
         raise _ApiError(404, "Not Found: method not found")
+
+    def _get_file(self, file_id: str) -> dict[str, Any]:
+        with self._changed:
+            if file_id not in self._files:
+                raise _ApiError(400, "Bad Request: invalid file_id")
+            path, content = self._files[file_id]
+        if len(content) > FILE_LIMIT:
+            raise _ApiError(400, "Bad Request: file is too big")
+        return {"file_id": file_id, "file_unique_id": f"AgAD{file_id[-6:]}", "file_size": len(content),
+                "file_path": path}
+
+    def download(self, token: str, path: str) -> tuple[int, bytes]:
+        """Serve a file ``getFile`` named: (HTTP status, content); recorded as the call ``"download"``."""
+        with self._changed:
+            content = next((c for p, c in self._files.values() if p == path), None)
+            ok = token == self.token and content is not None
+            self._calls.append(ApiCall("download", {"file_path": path}, ok))
+            self._changed.notify_all()
+        if token != self.token:
+            return 401, b"Unauthorized"
+        return (200, content) if content is not None else (404, b"Not Found")
 
     def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)
@@ -427,6 +470,15 @@ def _handler_for(emulator: TelegramEmulator) -> type[BaseHTTPRequestHandler]:
             except ValueError as exc:
                 return self._reply(400, {"ok": False, "error_code": 400, "description": f"Bad Request: {exc}"})
             self._reply(*emulator.call(m.group(1), m.group(2), params))
+
+        def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+            m = re.fullmatch(r"/file/bot([^/]+)/(.+)", unquote(self.path))  # PTB quotes the token's ':'
+            status, content = emulator.download(m.group(1), m.group(2)) if m else (404, b"Not Found")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
 
         def _reply(self, status: int, payload: dict[str, Any]) -> None:
             send_json(self, status, payload)

@@ -15,6 +15,7 @@ from retrieval import (
     Answer,
     Passage,
     Pipeline,
+    Scope,
     SentenceCallback,
     StoreError,
     SyncReport,
@@ -30,12 +31,18 @@ class PipelineResponder:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
 
-    def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None) -> Answer:
-        return self.pipeline.ask(question, history, on_sentence=on_sentence)
+    def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None, *,
+               scope: Scope | None = None) -> Answer:
+        return self.pipeline.ask(question, history, on_sentence=on_sentence, scope=scope)
 
-    def passages(self, ids: Sequence[str]) -> list[Passage]:
-        """The passages of ``ids`` still indexed, so stored answers never quote a removed document."""
-        return self.pipeline.passages(ids)
+    def passages(self, ids: Sequence[str], *, scope: Scope | None = None) -> list[Passage]:
+        """The passages of ``ids`` still indexed (in ``scope``), so stored answers never quote a removed
+        document, nor one outside the space."""
+        return self.pipeline.passages(ids, scope=scope)
+
+    def folders(self) -> dict[str, tuple[int, int]]:
+        """The indexed folders, for the spaces file's check."""
+        return self.pipeline.folders()
 
     def sources(self) -> list[dict[str, Any]]:
         """The indexed documents, for the bots' help texts."""

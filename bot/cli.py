@@ -25,6 +25,7 @@ from bot.app import serving
 from bot.feedback import FeedbackStore
 from bot.gaps import find_gaps, parse_since
 from bot.settings import BotSettings
+from bot.spaces import Spaces
 from bot.streaming import Draft
 from bot.text import one_line
 from retrieval import (
@@ -35,6 +36,7 @@ from retrieval import (
     Pipeline,
     ProgressFn,
     RetrievalSettings,
+    Scope,
     answer_eval,
     evaluate,
     owner,
@@ -47,6 +49,25 @@ GAP_WORDINGS = 4  # wordings of a group `citebot gaps` shows
 
 def _pipeline() -> Pipeline:
     return Pipeline(RetrievalSettings())
+
+
+_space_option = click.option(
+    "--space", "space_names", multiple=True, metavar="NAME",
+    help="Only the documents of this space of CITEBOT_SPACES_FILE (repeatable); default: the spaces listing cli.")
+
+
+def _scope(pipeline: Pipeline, names: tuple[str, ...]) -> Scope | None:
+    """The scope of the spaces ``names`` (or of those listing ``cli``), after checking the spaces file."""
+    spaces = Spaces.load(BotSettings().spaces_file)
+    if not spaces.configured:
+        if names:
+            raise click.ClickException("--space needs a spaces file: set CITEBOT_SPACES_FILE")
+        return None
+    for name in names:
+        if name not in spaces.names:
+            raise click.ClickException(f"no space {name!r} in {spaces.path}; its spaces: {', '.join(spaces.names)}")
+    spaces.check(pipeline.folders())
+    return spaces.scope(names or spaces.of("cli", "", ""))
 
 
 @click.group()
@@ -131,7 +152,8 @@ def _writing(settings: RetrievalSettings, command: str, *, handoff: list[Path] |
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer, citations and timings as JSON.")
 @click.option("--no-stream", is_flag=True, help="Do not print the language model's sentences as they arrive.")
-def ask(question: str, as_json: bool, no_stream: bool) -> None:
+@_space_option
+def ask(question: str, as_json: bool, no_stream: bool, space_names: tuple[str, ...]) -> None:
     """Answer a question from the indexed documents, with citations.
 
     With a language model configured, its verified sentences go to stderr as it writes them; the answer and its
@@ -140,13 +162,14 @@ def ask(question: str, as_json: bool, no_stream: bool) -> None:
     pipeline = _pipeline()
     if pipeline.store.count() == 0:
         raise click.ClickException("nothing is indexed yet: run `citebot index PATH...` first")
+    scope = _scope(pipeline, space_names)
     draft = Draft()
 
     def show(sentence: str) -> None:
         click.echo(draft.add(sentence), nl=False, err=True)
 
     stream = pipeline.llm is not None and not (as_json or no_stream)
-    answer = pipeline.ask(question, on_sentence=show if stream else None)
+    answer = pipeline.ask(question, on_sentence=show if stream else None, scope=scope)
     if draft.text:
         click.echo("\n", err=True)  # ends the draft's line and sets the verified answer apart
     if as_json:
@@ -157,9 +180,11 @@ def ask(question: str, as_json: bool, no_stream: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
-def sources(as_json: bool) -> None:
-    """List the indexed documents."""
-    rows = _pipeline().sources()
+@_space_option
+def sources(as_json: bool, space_names: tuple[str, ...]) -> None:
+    """List the indexed documents (of a space, with --space)."""
+    pipeline = _pipeline()
+    rows = pipeline.sources(scope=_scope(pipeline, space_names))
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -172,6 +197,34 @@ def sources(as_json: bool) -> None:
         # Text, not markup: a title like "[bold]" or an escape sequence in a file name is shown as plain text.
         table.add_row(*(Text(one_line(str(v))) for v in (row["source"], row.get("title", ""), ids)),
                       str(row["chunks"]))
+    console.print(table)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def spaces(as_json: bool) -> None:
+    """The document spaces of CITEBOT_SPACES_FILE: their folders, documents, chunks and conversations."""
+    settings = BotSettings()
+    spaces = Spaces.load(settings.spaces_file)
+    if not spaces.configured:
+        console.print("No spaces file (CITEBOT_SPACES_FILE): every conversation answers from every document.")
+        return
+    folders = _pipeline().folders()
+    spaces.check(folders)
+    rows = []
+    for space in spaces.listing():
+        scope = spaces.scope([space.name])
+        counts = [n for f, n in folders.items() if scope is None or scope.covers(f)]
+        rows.append({"space": space.name, "folders": list(space.folders or ["(all)"]),
+                     "documents": sum(d for d, _ in counts), "chunks": sum(c for _, c in counts),
+                     "conversations": list(space.conversations)})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    table = Table("space", "folders", "documents", "chunks", "conversations")
+    for r in rows:
+        table.add_row(r["space"], Text(one_line(", ".join(r["folders"]))), str(r["documents"]), str(r["chunks"]),
+                      Text(one_line(", ".join(r["conversations"]))))
     console.print(table)
 
 

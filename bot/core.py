@@ -53,6 +53,8 @@ from bot.gaps import digest_text, find_gaps
 from bot.helpdesk import answer_document
 from bot.inbox import Inbox, safe_name, summary
 from bot.settings import BotSettings
+from bot.spaces import Spaces, kept_folder
+from bot.spaces import key as space_key
 from bot.text import sanitize
 from bot.texts import (
     ALREADY_ESCALATED,
@@ -76,7 +78,7 @@ from bot.texts import (
     WITHDRAWN_TEXT,
 )
 from bot.types import Escalation, StoredAnswer, StoredCitation
-from retrieval import Answer, Passage, SentenceCallback, SyncReport, Turn, max_file_bytes, skip_reason
+from retrieval import Answer, Passage, Scope, SentenceCallback, SyncReport, Turn, max_file_bytes, skip_reason
 
 logger = logging.getLogger(__name__)
 
@@ -131,12 +133,14 @@ class Responder(Protocol):
     """Whatever writes the answers: the retrieval library in production, a small fake in tests.
 
     ``on_sentence``, when given, receives the verified sentences of an answer as a language model writes them.
-    ``passages`` returns those of ``ids`` that are still indexed, so a removed document is never quoted again.
+    ``scope``, when given, is all the answer may draw on. ``passages`` returns those of ``ids`` that are still
+    indexed (and inside ``scope``), so a removed document is never quoted again.
     """
 
-    def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None) -> Answer: ...
+    def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None, *,
+               scope: Scope | None = None) -> Answer: ...
 
-    def passages(self, ids: Sequence[str]) -> list[Passage]: ...
+    def passages(self, ids: Sequence[str], *, scope: Scope | None = None) -> list[Passage]: ...
 
 
 @runtime_checkable
@@ -144,6 +148,13 @@ class Catalogue(Protocol):
     """A responder that can also list its indexed documents, for the bots' help texts."""
 
     def sources(self) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class FolderLister(Protocol):
+    """A responder that can name its indexed folders, so a spaces file naming another one is refused."""
+
+    def folders(self) -> dict[str, tuple[int, int]]: ...
 
 
 @runtime_checkable
@@ -186,9 +197,11 @@ class ChatCore:
 
     Args:
         responder: writes the answers.
-        settings: allowlists and limits.
+        settings: allowlists, limits and the spaces file.
         feedback: stores every answer and the votes on it.
         clock: monotonic seconds, for the rate limiter.
+
+    Raises ``ConfigError`` when the spaces file is unusable or names a folder the responder has not indexed.
     """
 
     def __init__(self, responder: Responder, settings: BotSettings, feedback: FeedbackStore, *,
@@ -196,6 +209,9 @@ class ChatCore:
         self.responder = responder
         self.settings = settings
         self.feedback = feedback
+        self.spaces = Spaces.load(settings.spaces_file)
+        if self.spaces.configured and isinstance(responder, FolderLister):
+            self.spaces.check(responder.folders())
         self._limiter = RateLimiter(settings.rate_limit_questions, settings.rate_limit_window, clock=clock)
         self._history: OrderedDict[tuple[str, str], deque[Turn]] = OrderedDict()
         self._history_lock = threading.Lock()
@@ -218,9 +234,10 @@ class ChatCore:
             if wait:
                 seconds = max(1, math.ceil(wait))
                 return Reply("rate_limited", RATE_LIMIT_TEXT.format(seconds=seconds), retry_after=wait)
+        space, scope = self.space(msg)
         try:
             answer, answer_id = await asyncio.to_thread(self._answer, msg, question, self.history(msg), notice,
-                                                        on_sentence)
+                                                        on_sentence, space, scope)
         except Exception:
             logger.exception(
                 "answering failed: %s conversation %s user %s, question of %d characters",
@@ -230,6 +247,14 @@ class ChatCore:
         self._remember(msg, Turn(question, answer.text))
         return Reply("answer" if answer.found else "declined", answer.text, answer, answer_id,
                      ask_person=answer_id is not None and self.helpdesk_chat(msg.platform) is not None)
+
+    def space(self, msg: IncomingMessage) -> tuple[str, Scope | None]:
+        """The document space the message's conversation sees: its key (what stored answers record, "" without
+        a spaces file) and the scope its answers are drawn from (None: every document)."""
+        if not self.spaces.configured:
+            return "", None
+        names = self.spaces.of(msg.platform, msg.chat_id, msg.user_id)
+        return space_key(names), self.spaces.scope(names)
 
     def admit(self, msg: IncomingMessage) -> Reply | None:
         """None when the sender may use the bot in this chat; otherwise the refusal to show."""
@@ -243,7 +268,8 @@ class ChatCore:
         stored = await asyncio.to_thread(self.answer_for, answer_id, who)
         if stored is None:
             return Reply("refused", UNAVAILABLE_TEXT)
-        return Reply("sources", "", answer_id=stored.id, stored=await asyncio.to_thread(self._still_indexed, stored))
+        return Reply("sources", "", answer_id=stored.id,
+                     stored=await asyncio.to_thread(self._still_indexed, stored, self.space(who)[1]))
 
     async def vote(self, answer_id: object, who: IncomingMessage, vote: int) -> Reply:
         """A 👍 (+1) / 👎 (-1) click: stored when the voter may see the answer; otherwise a refusal."""
@@ -255,8 +281,9 @@ class ChatCore:
     def answer_for(self, answer_id: object, who: IncomingMessage) -> StoredAnswer | None:
         """The stored answer a button names, when ``who`` may see it; None otherwise (never raises).
 
-        It must have been given on the same platform, in the same chat (and Slack workspace), and ``who`` must
-        be allowed to ask in that chat: a button copied elsewhere, forged or guessed opens nothing.
+        It must have been given on the same platform, in the same chat (and Slack workspace) and document space,
+        and ``who`` must be allowed to ask in that chat: a button copied elsewhere, forged or guessed opens
+        nothing, nor does one whose chat has since been moved to another space.
         """
         number = _answer_number(answer_id)
         if number is None or self.admit(who) is not None:
@@ -267,7 +294,7 @@ class ChatCore:
             logger.exception("could not read answer %s", number)
             return None
         if (stored is None or stored.platform != who.platform or stored.chat_id != who.chat_id
-                or (stored.team_id and stored.team_id != who.team_id)):
+                or (stored.team_id and stored.team_id != who.team_id) or stored.space != self.space(who)[0]):
             logger.info("refused %s user %s a button of answer %s in chat %s", who.platform, who.user_id, number,
                         who.chat_id)
             return None
@@ -419,9 +446,15 @@ class ChatCore:
 
     def _keep(self, escalation: Escalation, responder_id: str, responder_name: str, text: str,
               reply_ref: str) -> tuple[Path, int] | None:
-        """Save a relayed reply as a source, index its folder and record it; None when that failed."""
+        """Save a relayed reply as a source, index its folder and record it; None when that failed.
+
+        The reply to an answer of a space is kept in that space's folder, so only the space cites it.
+        """
         folder = self.settings.answers_dir
         try:
+            stored = self.feedback.get_answer(escalation.answer_id)
+            if stored is not None and stored.space:
+                folder = folder / kept_folder(stored.space)
             path = answer_document(escalation, responder=responder_name, text=text, reply_ref=reply_ref,
                                    folder=folder)
             self._reindex()
@@ -497,8 +530,9 @@ class ChatCore:
                              who.user_id)
             return False
 
-    def _still_indexed(self, stored: StoredAnswer) -> StoredAnswer:
-        """``stored`` with only the citations whose passage is still indexed and still holds the quote.
+    def _still_indexed(self, stored: StoredAnswer, scope: Scope | None) -> StoredAnswer:
+        """``stored`` with only the citations whose passage is still indexed, inside ``scope`` and still holds
+        the quote.
 
         Checked at every showing rather than purged when the index changes: the index is changed by another
         process (``citebot index``) that knows nothing of the bots, and a document put back is quotable again.
@@ -507,7 +541,7 @@ class ChatCore:
         """
         ids = [c.passage_id for c in stored.citations if c.passage_id]
         try:
-            indexed = {p.id: p.text for p in self.responder.passages(ids)} if ids else {}
+            indexed = {p.id: p.text for p in self.responder.passages(ids, scope=scope)} if ids else {}
         except Exception:
             logger.exception("could not check the sources of answer %s against the index", stored.id)
             indexed = {}
@@ -518,24 +552,24 @@ class ChatCore:
         return replace(stored, citations=kept, withdrawn=len(stored.citations) - len(kept))
 
     def _answer(self, msg: IncomingMessage, question: str, history: Sequence[Turn], notice: str,
-                on_sentence: SentenceCallback | None) -> tuple[Answer, int | None]:
+                on_sentence: SentenceCallback | None, space: str, scope: Scope | None) -> tuple[Answer, int | None]:
         """The answer and its feedback id, made on one worker thread.
 
         A second trip to the thread pool for storing would queue behind every question of a burst: even the
         first asker would hear back only once the last question had been answered.
         """
-        answer = self.responder.answer(question, history, on_sentence)
+        answer = self.responder.answer(question, history, on_sentence, scope=scope)
         if notice:
             answer = replace(answer, notice="\n".join(filter(None, (notice, answer.notice))))
-        return answer, self._record(msg, question, answer)
+        return answer, self._record(msg, question, answer, space)
 
-    def _record(self, msg: IncomingMessage, question: str, answer: Answer) -> int | None:
+    def _record(self, msg: IncomingMessage, question: str, answer: Answer, space: str) -> int | None:
         # A full disk, a locked database or text SQLite cannot encode must not cost the user the answer:
         # it only loses the buttons.
         try:
             return self.feedback.record_answer(
                 platform=msg.platform, conversation_id=msg.conversation_id, user_id=msg.user_id,
-                question=question, answer=answer, chat_id=msg.chat_id, team_id=msg.team_id,
+                question=question, answer=answer, chat_id=msg.chat_id, team_id=msg.team_id, space=space,
             )
         except Exception:
             logger.exception("could not store the answer for %s conversation %s", msg.platform,

@@ -109,6 +109,12 @@ def m003_escalations_and_replies(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m004_answers_space(db: sqlite3.Connection) -> None:
+    # The document space an answer was given in (bot.spaces): its buttons open only there. "" = no spaces file.
+    db.execute("ALTER TABLE answers ADD COLUMN space TEXT NOT NULL DEFAULT ''")
+
+
 def migrate(db: sqlite3.Connection) -> None:
     """Apply the migrations ``db`` has not seen yet, in one transaction (safe with several processes)."""
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
@@ -212,15 +218,16 @@ class FeedbackStore:
             self._db.execute("COMMIT")
 
     def record_answer(self, *, platform: str, conversation_id: str, user_id: str, question: str,
-                      answer: Answer, chat_id: str = "", team_id: str = "") -> int:
-        """Store a question and the answer given in ``chat_id`` (of ``team_id``); returns the answer's id."""
+                      answer: Answer, chat_id: str = "", team_id: str = "", space: str = "") -> int:
+        """Store a question and the answer given in ``chat_id`` (of ``team_id``) from the document ``space``;
+        returns the answer's id."""
         citations = [asdict(StoredCitation.from_citation(c)) for c in answer.citations]
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO answers (platform, conversation_id, user_id, question, answer, found, mode,"
-                " citations, created_at, chat_id, team_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " citations, created_at, chat_id, team_id, space) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (platform, conversation_id, user_id, question, answer.text, int(answer.found), answer.mode,
-                 json.dumps(citations, ensure_ascii=False), _now(), chat_id, team_id),
+                 json.dumps(citations, ensure_ascii=False), _now(), chat_id, team_id, space),
             )
         return int(cursor.lastrowid or 0)
 
@@ -246,7 +253,7 @@ class FeedbackStore:
         with self._lock:
             row = self._db.execute(
                 "SELECT id, platform, conversation_id, user_id, question, answer, found, mode, citations,"
-                " created_at, chat_id, team_id FROM answers WHERE id = ?",
+                " created_at, chat_id, team_id, space FROM answers WHERE id = ?",
                 (answer_id,),
             ).fetchone()
         return None if row is None else _stored_answer(row)
@@ -389,7 +396,7 @@ def _move_aside(path: Path) -> Path:
 
 def _stored_answer(row: tuple[Any, ...]) -> StoredAnswer:
     citations = [StoredCitation(**c) for c in json.loads(row[8])]
-    return StoredAnswer(*row[:6], bool(row[6]), row[7], citations, row[9], row[10], row[11])
+    return StoredAnswer(*row[:6], bool(row[6]), row[7], citations, row[9], row[10], row[11], space=row[12])
 
 
 def _now() -> str:

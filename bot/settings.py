@@ -126,6 +126,10 @@ class BotSettings(BaseSettings):
     helpdesk_digest_hour: int = Field(9, ge=0, le=23, description="Hour of the digest (UTC).")
     helpdesk_digest_groups: int = Field(5, ge=1, le=50, description="Question groups the digest lists at most.")
 
+    spaces_file: Path | None = Field(
+        None, description="TOML file mapping conversations to the folders they answer from; unset: all documents."
+    )
+
     rate_limit_questions: int = Field(
         5, ge=0, description="Questions one user may ask per window; 0 turns the limit off."
     )

@@ -66,6 +66,7 @@ class StoredAnswer:
     chat_id: str = ""  # telegram chat / slack channel the answer was given in
     team_id: str = ""  # slack workspace
     withdrawn: int = 0
+    space: str = ""  # the document space it was answered from (``bot.spaces``); "" without a spaces file
 
 
 @dataclass(frozen=True)

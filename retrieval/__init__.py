@@ -17,7 +17,7 @@ from retrieval.prompts import (
     WAITING_FOR_WRITER_NOTICE,
 )
 from retrieval.settings import RetrievalSettings, env_alias
-from retrieval.types import Answer, Citation, Passage, Turn
+from retrieval.types import Answer, Citation, Passage, Scope, Turn, folder_of
 
 if TYPE_CHECKING:
     from retrieval import answer_eval, evaluate, owner
@@ -38,6 +38,7 @@ __all__ = [
     "EmbedderError",
     "env_alias",
     "evaluate",
+    "folder_of",
     "group_by_meaning",
     "HANDED_TO_SERVER_NOTICE",
     "LLMError",
@@ -50,6 +51,7 @@ __all__ = [
     "Pipeline",
     "ProgressFn",
     "RetrievalSettings",
+    "Scope",
     "SentenceCallback",
     "skip_reason",
     "STORE_SERVED_ERROR",

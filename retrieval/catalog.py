@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval.keyword import analyze
+from retrieval.types import folder_of
 
 # Bumped whenever what the catalog holds changes (schema, analyser, indexed text): older ones are rebuilt.
-FORMAT = 2
+# 3: each chunk's folder, which scoped searches filter on.
+FORMAT = 3
 # FTS5's BM25 gives a term found in half the rows or more no weight at all (its IDF, log((N - n + 0.5) /
 # (n + 0.5)), is clamped at zero), so in a help desk of a few documents most words would count for nothing.
 # These rows, of one padding term each chunk's typical length, sit in every catalog as documents holding
@@ -45,9 +47,11 @@ CREATE TABLE IF NOT EXISTS documents (
     size INTEGER, mtime_ns INTEGER, generation INTEGER NOT NULL, PRIMARY KEY (root, source)
 );
 CREATE TABLE IF NOT EXISTS chunks (
-    rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, root TEXT NOT NULL, source TEXT NOT NULL
+    rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, root TEXT NOT NULL, source TEXT NOT NULL,
+    folder TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (root, source);
+CREATE INDEX IF NOT EXISTS chunks_by_folder ON chunks (folder);
 CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5(body, tokenize="unicode61 remove_diacritics 0 tokenchars '_'");
 """
 
@@ -83,7 +87,12 @@ class Catalog:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         with self._write_lock:
-            self._db().executescript(_SCHEMA)
+            db = self._db()
+            if db.execute("SELECT 1 FROM pragma_table_info('chunks')").fetchone() and not db.execute(
+                    "SELECT 1 FROM pragma_table_info('chunks') WHERE name = 'folder'").fetchone():
+                # A catalog of FORMAT 2: its identity no longer matches, so the store rebuilds it from scratch.
+                db.executescript("DROP TABLE chunks; DELETE FROM meta;")
+            db.executescript(_SCHEMA)
         with self._transaction() as db:
             if db.execute("SELECT count(*) FROM terms WHERE rowid < 0").fetchone()[0] < _PAD_ROWS:
                 db.execute("DELETE FROM terms WHERE rowid < 0")
@@ -138,6 +147,22 @@ class Catalog:
     def chunk_count(self) -> int:
         return int(self._db().execute("SELECT count(*) FROM chunks").fetchone()[0])
 
+    def folders(self) -> dict[str, tuple[int, int]]:
+        """Every folder holding indexed documents (relative to its root), with its (documents, chunks)."""
+        rows = self._db().execute(
+            "SELECT folder, count(DISTINCT root || '/' || source), count(*) FROM chunks GROUP BY folder")
+        return {f: (d, c) for f, d, c in rows}
+
+    def folder_names(self) -> frozenset[str]:
+        """The keys of ``folders``, read again only when the catalog changed (per thread: one connection)."""
+        db = self._db()
+        version = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
+        cached = getattr(self._local, "folders", None)
+        if cached is None or cached[0] != version:
+            names = frozenset(f for (f,) in db.execute("SELECT DISTINCT folder FROM chunks"))
+            cached = self._local.folders = (version, names)
+        return cached[1]
+
     def replace(self, docs: Sequence[DocumentRow], chunks: Iterable[ChunkTerms]) -> None:
         """Put ``docs`` (with these chunks) in place of whatever the catalog held of them, in one commit."""
         by_source: dict[tuple[str, str], list[ChunkTerms]] = {(d.root, d.source): [] for d in docs}
@@ -153,8 +178,8 @@ class Catalog:
                     (d.root, d.source, d.doc_hash, d.n_chunks, d.size, d.mtime_ns, d.generation),
                 )
                 for c in by_source[(d.root, d.source)]:
-                    rowid = db.execute("INSERT INTO chunks (id, root, source) VALUES (?, ?, ?)",
-                                       (c.id, d.root, d.source)).lastrowid
+                    rowid = db.execute("INSERT INTO chunks (id, root, source, folder) VALUES (?, ?, ?, ?)",
+                                       (c.id, d.root, d.source, folder_of(d.source))).lastrowid
                     db.execute("INSERT INTO terms (rowid, body) VALUES (?, ?)", (rowid, " ".join(analyze(c.text))))
 
     def remove(self, root: str, sources: Sequence[str]) -> None:
@@ -186,14 +211,16 @@ class Catalog:
         with self._transaction() as db:
             db.execute("INSERT INTO terms (terms) VALUES ('optimize')")
 
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first."""
+    def search(self, query: str, k: int, folders: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first; only chunks of ``folders`` when
+        given (the scores stay the whole catalog's, so a chunk scores the same in any scope)."""
         match = self._match(query)
-        if not match or k <= 0:
+        if not match or k <= 0 or (folders is not None and not folders):
             return []
+        within = "" if folders is None else f" AND chunks.folder IN ({','.join('?' * len(folders))})"
         rows = self._db().execute(
             "SELECT chunks.id, -bm25(terms) FROM terms JOIN chunks ON chunks.rowid = terms.rowid"
-            " WHERE terms MATCH ? ORDER BY rank LIMIT ?", (match, k),
+            f" WHERE terms MATCH ?{within} ORDER BY rank LIMIT ?", (match, *(folders or ()), k),  # noqa: S608
         )
         return [(i, float(s)) for i, s in rows if s > 0]
 

@@ -20,7 +20,7 @@ from retrieval.search import Searcher, SearchResult
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkStore
 from retrieval.sync import ProgressFn, SyncReport, sync, sync_documents
-from retrieval.types import Answer, Passage, Turn
+from retrieval.types import Answer, Passage, Scope, Turn, folder_of
 
 logger = logging.getLogger(__name__)
 
@@ -63,24 +63,26 @@ class Pipeline:
         with self._indexing:
             return sync_documents(root, docs, self.store, self.settings, progress=progress)
 
-    def search(self, question: str, *, k: int | None = None) -> SearchResult:
-        """The best passages for ``question``."""
-        return self.searcher.search(question, k=k)
+    def search(self, question: str, *, k: int | None = None, scope: Scope | None = None) -> SearchResult:
+        """The best passages for ``question`` (inside ``scope`` when given)."""
+        return self.searcher.search(question, k=k, scope=scope)
 
     def ask(
-        self, question: str, history: Sequence[Turn] = (), *, on_sentence: SentenceCallback | None = None
+        self, question: str, history: Sequence[Turn] = (), *, on_sentence: SentenceCallback | None = None,
+        scope: Scope | None = None,
     ) -> Answer:
         """A cited answer to ``question``; ``history`` holds earlier turns, of which the last ``history_turns``
         are read.
 
         A follow-up is made standalone before the search. With a language model configured, its verified
         sentences stream to ``on_sentence`` (without markers) and its verified answer is returned; if it fails, the
-        extractive one is, with a notice saying why.
+        extractive one is, with a notice saying why. With a ``scope``, only its documents are searched, so
+        nothing else is read, quoted or sent to the model.
         """
         history = list(history)[max(0, len(history) - self.settings.history_turns) :]
         t0 = time.perf_counter()
         standalone = condense_question(question, history, self.llm.chat if self.llm else None)
-        found = self.search(standalone, k=max(self.settings.top_k, self.settings.read_k))
+        found = self.search(standalone, k=max(self.settings.top_k, self.settings.read_k), scope=scope)
         t1 = time.perf_counter()
         answer = self._answer(standalone, found.passages, history, on_sentence)
         answer.question = question  # the user's words; the standalone form only steered search and answer
@@ -112,15 +114,25 @@ class Pipeline:
         answer.notice = notice
         return answer
 
-    def passages(self, ids: Sequence[str]) -> list[Passage]:
-        """The passages with these ids (repeats ignored) still indexed; a removed document's passages are gone."""
-        return [Passage(c.id, c.text, c.metadata) for c in self.store.get(list(dict.fromkeys(ids)))]
+    def passages(self, ids: Sequence[str], *, scope: Scope | None = None) -> list[Passage]:
+        """The passages with these ids (repeats ignored) still indexed, and inside ``scope`` when given; a
+        removed document's passages are gone."""
+        found = (Passage(c.id, c.text, c.metadata) for c in self.store.get(list(dict.fromkeys(ids))))
+        return [p for p in found if scope is None or scope.covers(folder_of(p.source))]
 
-    def sources(self) -> list[dict[str, Any]]:
-        """One row per indexed document: source path, title, identifiers and chunk count."""
+    def folders(self) -> dict[str, tuple[int, int]]:
+        """Every indexed folder (relative to its root) with its (documents, chunks)."""
+        self.store.catch_up()
+        return self.store.catalog.folders()
+
+    def sources(self, *, scope: Scope | None = None) -> list[dict[str, Any]]:
+        """One row per indexed document (inside ``scope`` when given): source path, title, identifiers and chunk
+        count."""
         docs: dict[str, dict[str, Any]] = {}
         for chunk in self.store.scan(documents=False):
             m = chunk.metadata
+            if scope is not None and not scope.covers(folder_of(str(m["source"]))):
+                continue
             row = docs.setdefault(
                 f"{m.get('root')}/{m['source']}",
                 {k: m[k] for k in ("source", "title", "doi", "pmid", "pmcid", "year", "format") if k in m},

@@ -21,7 +21,7 @@ import numpy as np
 
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkStore, StoredChunk
-from retrieval.types import Passage
+from retrieval.types import Passage, Scope
 
 logger = logging.getLogger(__name__)
 
@@ -84,22 +84,25 @@ class Searcher:
             self._checked = time.monotonic()
         self.store.catch_up()
 
-    def search(self, question: str, *, k: int | None = None, mode: Mode = "hybrid") -> SearchResult:
+    def search(self, question: str, *, k: int | None = None, mode: Mode = "hybrid",
+               scope: Scope | None = None) -> SearchResult:
         """The best ``k`` passages (settings.top_k by default) for ``question``, best first.
 
-        ``mode`` "dense" or "keyword" ranks by one side only (for benchmarks); "hybrid" fuses both.
+        ``mode`` "dense" or "keyword" ranks by one side only (for benchmarks); "hybrid" fuses both. With a
+        ``scope``, both sides search only its folders: the passages are the scope's best, and none is outside.
         """
         k = k or self.settings.top_k
         candidates = max(k, self.settings.candidates)
         self.catch_up()
+        folders = self.store.folders(scope)
         t0 = time.perf_counter()
         query = self.store.embedder.embed([question])[0]
         t1 = time.perf_counter()
-        dense = self.store.query(query, candidates) if mode != "keyword" else []
+        dense = self.store.query(query, candidates, folders) if mode != "keyword" else []
         t2 = time.perf_counter()
         # One ranked keyword query: its best ``candidates`` are the keyword side's proposals, and its longer
         # tail scores the dense side's proposals (one below it scores 0, as one sharing no term does).
-        ranking = self.store.keyword_search(question, _SCORED) if mode != "dense" else []
+        ranking = self.store.keyword_search(question, _SCORED, folders) if mode != "dense" else []
         keyword, bm25 = ranking[:candidates], dict(ranking)
         t3 = time.perf_counter()
         chunks = {c.id: (c, sim) for c, sim in dense}

@@ -32,6 +32,7 @@ from retrieval.embeddings import ChromaEmbeddingFunction, Embedder
 from retrieval.errors import ConfigError, StoreError
 from retrieval.keyword import keyword_text
 from retrieval.settings import RetrievalSettings
+from retrieval.types import Scope, folder_of
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +180,8 @@ class ChunkStore:
         sources = sorted({str(c.metadata["source"]) for c in chunks})
         generation, caught_up = self._begin(root, sources)
         ids = [chunk_id(root, c.metadata["source"], c.metadata["chunk_index"]) for c in chunks]
-        metadatas = [{**c.metadata, "root": root_key(root)} for c in chunks]
+        metadatas = [{**c.metadata, "root": root_key(root), "folder": folder_of(str(c.metadata["source"]))}
+                     for c in chunks]
         step = self._call(self.client.get_max_batch_size)
         for i in range(0, len(ids), step):
             self._call(
@@ -244,9 +246,16 @@ class ChunkStore:
         """Remember an unchanged file's size and modification time, so the next sync need not hash it."""
         self.catalog.stamp(root_key(root), source, size, mtime_ns)
 
-    def keyword_search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first (catalog; see ``catch_up``)."""
-        return self.catalog.search(query, k)
+    def keyword_search(self, query: str, k: int, folders: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first (catalog; see ``catch_up``), only
+        of ``folders`` when given."""
+        return self.catalog.search(query, k, folders)
+
+    def folders(self, scope: Scope | None) -> list[str] | None:
+        """The indexed folders ``scope`` covers, sorted (None: no scope, every folder)."""
+        if scope is None:
+            return None
+        return sorted(f for f in self.catalog.folder_names() if scope.covers(f))
 
     def catch_up(self) -> int:
         """Bring the catalog up to the store's generation, one changed document at a time.
@@ -271,14 +280,19 @@ class ChunkStore:
             logger.info("catalog caught up with %d changed document(s), generation %d", changed, generation)
         return changed
 
-    def query(self, embedding: np.ndarray, k: int) -> list[tuple[StoredChunk, float]]:
-        """The ``k`` nearest chunks (fewer when the store holds fewer) with their cosine similarity, best first."""
+    def query(self, embedding: np.ndarray, k: int, folders: Sequence[str] | None = None,
+              ) -> list[tuple[StoredChunk, float]]:
+        """The ``k`` nearest chunks (fewer when the store holds fewer) with their cosine similarity, best first;
+        only chunks of ``folders`` when given (Chroma filters before it ranks)."""
+        if folders is not None and not folders:
+            return []
         # Chroma returns what it holds for any k, so no count() first: counting scans the collection (9 ms
         # at 100,000 chunks, a sixth of the search; BENCHMARKS.md, Latency).
         res = self._call(
             self._collection.query,
             query_embeddings=[embedding],
             n_results=k,
+            where=None if folders is None else {"folder": {"$in": list(folders)}},
             include=["documents", "metadatas", "distances"],
         )
         rows = zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True)
@@ -329,8 +343,12 @@ class ChunkStore:
         """Read every chunk once: per document, the catalog rows and (for a store older than the document
         records) the records themselves. A document not completely stored is left out, so sync rewrites it."""
         by_doc: dict[tuple[str, str], list[StoredChunk]] = {}
+        unfoldered: list[StoredChunk] = []
         for chunk in self.scan():
             by_doc.setdefault((str(chunk.metadata["root"]), str(chunk.metadata["source"])), []).append(chunk)
+            if "folder" not in chunk.metadata:
+                unfoldered.append(chunk)
+        self._add_folders(unfoldered)
         generation, nonce = self.generation()
         records = {(str(m["root"]), str(m["source"])): m for m in self._records()} if generation else {}
         rows, terms = [], []
@@ -350,6 +368,17 @@ class ChunkStore:
         self.catalog.replace(rows, terms)
         self.catalog.set_meta(generation=str(generation), nonce=nonce)
         logger.info("catalog rebuilt: %d documents, %d chunks", len(rows), len(terms))
+
+    def _add_folders(self, chunks: Sequence[StoredChunk]) -> None:
+        """Give chunks written before scoped search their folder, which the dense side filters on: a metadata
+        update, no re-embedding (any replica may do it; the value is the same)."""
+        step = self._call(self.client.get_max_batch_size)
+        for i in range(0, len(chunks), step):
+            part = chunks[i : i + step]
+            self._call(self._collection.update, ids=[c.id for c in part],
+                       metadatas=[{**c.metadata, "folder": folder_of(str(c.metadata["source"]))} for c in part])
+        if chunks:
+            logger.info("added the folder to %d chunk(s) indexed before scoped search", len(chunks))
 
     def _apply_record(self, meta: Mapping[str, Any], unsettled: list[int]) -> int:
         """Bring one document of the catalog in line with its record; 1 when the catalog changed."""

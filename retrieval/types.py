@@ -7,7 +7,10 @@ returns ``Passage`` objects (a chunk plus its scores); an ``Answer`` quotes sent
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import PurePosixPath
 from typing import Any, NamedTuple
 
 
@@ -16,6 +19,39 @@ class Turn(NamedTuple):
 
     question: str
     answer: str
+
+
+def folder_of(source: str) -> str:
+    """The folder of a document's ``source`` (its path relative to its indexed root): "" at the root itself."""
+    parent = PurePosixPath(source).parent.as_posix()
+    return "" if parent == "." else parent
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which documents a search may see: those in one of ``folders``, or below one.
+
+    A folder is a path relative to any indexed root ("hr", "teams/ops") or a glob of one ("teams/*/runbooks");
+    "." is the roots themselves, so it covers everything. Searches filter on it inside both sides, so the
+    best passages are the best of the scope and nothing outside it is ever retrieved.
+    """
+
+    folders: frozenset[str]
+
+    @classmethod
+    def of(cls, folders: Iterable[str]) -> Scope:
+        return cls(frozenset(_normal(f) for f in folders))
+
+    def covers(self, folder: str) -> bool:
+        """Whether a document in ``folder`` (as ``folder_of`` gives it) is inside the scope."""
+        parts = folder.split("/") if folder else []
+        ancestors = [""] + ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+        return any(fnmatchcase(a, pattern) for pattern in self.folders for a in ancestors)
+
+
+def _normal(folder: str) -> str:
+    path = PurePosixPath(folder.strip().replace("\\", "/")).as_posix()
+    return "" if path == "." else path
 
 
 @dataclass(frozen=True)

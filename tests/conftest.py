@@ -17,7 +17,7 @@ from retrieval import SentenceCallback
 from retrieval.pipeline import Pipeline
 from retrieval.prompts import NOT_FOUND_PROMPT
 from retrieval.settings import RetrievalSettings
-from retrieval.types import Answer, Citation, Passage, Turn
+from retrieval.types import Answer, Citation, Passage, Scope, Turn
 from tests.chroma_server import STARTED
 from tests.emulators.openai_server import OpenAIEmulator
 
@@ -134,17 +134,20 @@ class RecordingResponder:
 
     def __init__(self, answer: Callable[[str], Answer] | None = None) -> None:
         self.calls: list[tuple[str, list[Turn]]] = []
+        self.scopes: list[Scope | None] = []  # the scope of each call
         self.indexed: dict[str, Passage] = {}  # every passage it has answered from; remove one to "unindex" it
         self._answer = answer or (lambda question: build_answer(question=question))
 
-    def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None) -> Answer:
+    def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None, *,
+               scope: Scope | None = None) -> Answer:
         self.calls.append((question, list(history)))
+        self.scopes.append(scope)
         answer = self._answer(question)
         if answer is not None:
             self.indexed.update((p.id, p) for p in answer.passages)
         return answer
 
-    def passages(self, ids: Sequence[str]) -> list[Passage]:
+    def passages(self, ids: Sequence[str], *, scope: Scope | None = None) -> list[Passage]:
         return [self.indexed[i] for i in ids if i in self.indexed]
 
 
@@ -157,8 +160,9 @@ class StreamingResponder(RecordingResponder):
         self.pace = pace
         self.threads: set[str] = set()
 
-    def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None) -> Answer:
-        answer = super().answer(question, history, on_sentence)
+    def answer(self, question: str, history: Sequence[Turn], on_sentence: SentenceCallback | None = None, *,
+               scope: Scope | None = None) -> Answer:
+        answer = super().answer(question, history, on_sentence, scope=scope)
         self.threads.add(threading.current_thread().name)
         for word in re.findall(r"\s*\S+", answer.text):
             if on_sentence is not None:

@@ -247,7 +247,7 @@ def test_core_sources_leave_out_a_quote_its_changed_passage_no_longer_holds(core
 
 def test_core_sources_show_no_quote_when_the_index_cannot_be_asked(bot_settings, feedback) -> None:
     class Unreachable(RecordingResponder):
-        def passages(self, ids):
+        def passages(self, ids, *, scope=None):
             raise ConnectionError("the Chroma server is down")
 
     core = make_core(Unreachable(), bot_settings, feedback)

@@ -20,6 +20,7 @@ from retrieval.settings import RetrievalSettings
 from retrieval.types import Answer, Citation, Passage, Scope, Turn
 from tests.chroma_server import STARTED
 from tests.emulators.openai_server import OpenAIEmulator
+from tests.fixtures_docs import make_team_folders
 
 # Variables a developer's shell may carry that would change what the tests see.
 _LEAKY_PREFIXES = ("CITEBOT_", "OPENAI_", "TELEGRAM_", "SLACK_", "CHROMA_")
@@ -83,6 +84,16 @@ def seeded_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     settings = RetrievalSettings(data_dir=tmp_path_factory.mktemp("seeded") / "data", _env_file=None)
     pipeline = Pipeline(settings)
     pipeline.index([SEEDS])
+    return pipeline
+
+
+@pytest.fixture(scope="session")
+def team_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
+    """The real pipeline over a team's folders (``fixtures_docs.TEAM_FOLDERS``), indexed once per run; tests
+    only read from it."""
+    base = tmp_path_factory.mktemp("team")
+    pipeline = Pipeline(RetrievalSettings(data_dir=base / "data", _env_file=None))
+    pipeline.index([make_team_folders(base / "docs")])
     return pipeline
 
 

@@ -92,6 +92,50 @@ def make_markdown(path: Path, sections: Sections, *, title: str | None = None) -
     return _write(path, "\n".join(lines).encode())
 
 
+# A team's folders for document spaces: the same questions have a different answer in each folder, and every
+# sentence names its folder's team, so a quote outside a space is easy to spot.
+TEAM_FOLDERS: dict[str, dict[str, list[str]]] = {
+    "hr/leave.md": {"Annual leave": [
+        "HR policy: employees get 30 days of paid annual leave per year, booked through the HR portal.",
+        "HR policy: unused annual leave days carry over until the end of March."]},
+    "hr/onboarding/first-week.md": {"Onboarding": [
+        "HR onboarding: a new employee receives a laptop and a badge on the first day.",
+        "HR onboarding: the first week ends with a meeting with the manager about annual goals."]},
+    "finance/leave-costs.md": {"Annual leave costs": [
+        "Finance planning: the budget counts 25 days of annual leave per employee when planning salary costs.",
+        "Finance planning: annual leave payouts are booked as salary costs in December."]},
+    "finance/expenses.md": {"Expenses": [
+        "Finance rule: expenses above 500 euros need the approval of the finance controller.",
+        "Finance rule: a laptop bought privately is not refunded as an expense."]},
+    "it/laptops.md": {"Laptops": [
+        "IT service: a broken laptop is replaced within two days by the IT service desk.",
+        "IT service: passwords expire every 90 days and are reset in the self-service portal."]},
+    "it/runbooks/restart.md": {"Restarting the mail server": [
+        "IT runbook: restart the mail server with the restart-mail command after midnight only.",
+        "IT runbook: a failed restart of the mail server is escalated to the on-call engineer."]},
+    "public/holidays.md": {"Public holidays": [
+        "Public notice: the office is closed on 12 public holidays a year, besides annual leave days.",
+        "Public notice: the canteen opens at eight and serves lunch until two."]},
+}
+FOLDER_QUESTIONS = [
+    "How many days of annual leave do employees get?",
+    "What happens with a broken laptop?",
+    "Who approves large expenses?",
+    "How do I restart the mail server?",
+    "What does a new employee receive on the first day?",
+    "When do passwords expire?",
+    "How many public holidays are there?",
+]
+
+
+def make_team_folders(root: Path) -> Path:
+    """``TEAM_FOLDERS`` as Markdown files below ``root``; returns ``root``."""
+    for source, sections in TEAM_FOLDERS.items():
+        title, paragraphs = next(iter(sections.items()))
+        make_markdown(root / source, [(None, paragraphs)], title=title)
+    return root
+
+
 def _write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)

@@ -551,3 +551,29 @@ def test_slack_command_explains_missing_tokens(monkeypatch, tmp_path) -> None:
     monkeypatch.chdir(tmp_path)  # away from a developer's .env
     result = CliRunner().invoke(cli, ["slack", "--http"], env={"SLACK_BOT_TOKEN": "xoxb-1"})
     assert "SLACK_SIGNING_SECRET is not set" in str(result.exception)
+
+
+def test_slack_channels_of_two_spaces_each_cite_only_their_folder(start_bot, slack, team_pipeline, tmp_path) -> None:
+    spaces = tmp_path / "spaces.toml"
+    spaces.write_text('[spaces.hr]\nfolders = ["hr"]\nslack_channels = ["C0HR"]\n\n'
+                      '[spaces.finance]\nfolders = ["finance"]\nslack_channels = ["C0FIN"]\n')
+    bot = start_bot(PipelineResponder(team_pipeline), spaces_file=spaces)
+    question = "How many days of annual leave do employees get?"
+    events = {channel: mention(question, channel=channel) for channel in ("C0HR", "C0FIN", "C0OTHER")}
+    for event in events.values():
+        bot.event(event)
+    posts = {p["channel"]: p for p in slack.wait_for("chat.postMessage", 3)}
+    stored = {channel: bot.core.feedback.get_answer(answer_id(post)) for channel, post in posts.items()}
+    assert "30 days" in texts(posts["C0HR"]["blocks"]) and "25 days" in texts(posts["C0FIN"]["blocks"])
+    assert {c.source.split("/")[0] for c in stored["C0HR"].citations} == {"hr"}
+    assert {c.source.split("/")[0] for c in stored["C0FIN"].citations} == {"finance"}
+    assert "HR policy" not in texts(posts["C0FIN"]["blocks"]) and "Finance" not in texts(posts["C0HR"]["blocks"])
+    # No [default] folders: the unmapped channel's default space is every document.
+    assert stored["C0OTHER"].space == "default" and stored["C0OTHER"].citations
+    # The hr answer's Sources button clicked in the finance channel: refused, nothing of it shown.
+    bot.click(render.ACTION_SOURCES, answer_id(posts["C0HR"]), channel="C0FIN", thread_ts=events["C0FIN"]["ts"])
+    [refusal] = slack.wait_for("response_url")
+    assert (refusal["response_type"], refusal["text"]) == ("ephemeral", UNAVAILABLE_TEXT)
+    bot.click(render.ACTION_SOURCES, answer_id(posts["C0HR"]), channel="C0HR", thread_ts=events["C0HR"]["ts"])
+    shown = texts(slack.wait_for("chat.postMessage", 4)[3]["blocks"])
+    assert "HR policy" in shown and "Finance" not in shown

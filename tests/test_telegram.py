@@ -683,3 +683,46 @@ def test_cli_telegram_help() -> None:
     result = CliRunner().invoke(cli, ["telegram", "--help"])
     assert result.exit_code == 0, result.output
     assert "Telegram" in result.output
+
+
+def test_telegram_chats_of_two_spaces_each_cite_only_their_folder(
+    telegram: TelegramEmulator, configure: Callable[..., BotSettings], cores: Any, team_pipeline: Pipeline,
+    tmp_path: Path,
+) -> None:
+    hr, finance = group_chat(-100111, "HR"), group_chat(-100222, "Finance")
+    spaces = tmp_path / "spaces.toml"
+    spaces.write_text('[spaces.hr]\nfolders = ["hr"]\ntelegram_chats = [-100111]\n\n'
+                      '[spaces.finance]\nfolders = ["finance"]\ntelegram_chats = [-100222]\n\n'
+                      '[default]\nfolders = ["public"]\n')
+    settings = configure(spaces_file=spaces, rate_limit_questions=0)
+    core = cores(settings, team_pipeline)
+    question = "How many days of annual leave do employees get?"
+
+    async def scenario() -> None:
+        asked = {name: telegram.send(chat, ADA, f"{MENTION} {question}")
+                 for name, chat in (("hr", hr), ("finance", finance), ("default", private_chat(ADA)))}
+        answers = {name: (await telegram.wait_for("sendMessage", where=replies_to(message)))[0]
+                   for name, message in asked.items()}
+        assert "30 days" in answers["hr"].text and "HR portal" in answers["hr"].text
+        assert "25 days" in answers["finance"].text and "Finance planning" in answers["finance"].text
+        # The private chat is in no space: the default one, whose public folder does not answer this.
+        assert "Not found" in answers["default"].text and "Public holidays" in answers["default"].text
+        for name, sent in answers.items():
+            stored = core.feedback.get_answer(int(sent.buttons[-1]["callback_data"].split(":")[1]))
+            assert stored.space == name and bool(stored.citations) == (name != "default")
+            assert {c.source.split("/")[0] for c in stored.citations} <= {name}
+        for other in (name for name in answers if name != "hr"):
+            assert "HR policy" not in answers[other].text and "HR portal" not in answers[other].text
+        assert "Finance" not in answers["hr"].text
+        # The hr answer's Sources button, forged into the finance chat: refused, nothing of it shown.
+        hr_id = answers["hr"].buttons[0]["callback_data"]
+        forged = {**telegram.bot_message(answers["finance"]), "chat": finance}
+        telegram.push({"callback_query": {"id": "forged", "from": ADA, "chat_instance": "-1", "message": forged,
+                                          "data": hr_id}})
+        [ack] = await telegram.wait_for("answerCallbackQuery")
+        assert ack.params["text"] == UNAVAILABLE_TEXT
+        await asyncio.sleep(0.2)
+
+    serve(core, settings, scenario)
+    assert len(telegram.delivered("sendMessage")) == 3
+    assert not any("HR policy" in (c.text or "") for c in telegram.calls() if c.params.get("chat_id") == finance["id"])

@@ -86,9 +86,9 @@ class CountingStore(ChunkStore):
 
     reads: Counter[str]
 
-    def query(self, embedding: np.ndarray, k: int) -> Any:
+    def query(self, embedding: np.ndarray, k: int, folders: Sequence[str] | None = None) -> Any:
         self.reads["query"] += 1
-        return super().query(embedding, k)
+        return super().query(embedding, k, folders)
 
     def get(self, ids: Sequence[str], *, embeddings: bool = False) -> Any:
         self.reads["get"] += 1

@@ -1,0 +1,176 @@
+"""What a document space costs: ask latency with a space's filter against none, and recall inside a space.
+
+    .venv/bin/python bench/spaces.py ../shared/bench/scifact [--size 100000] [--queries 200] [--data DIR]
+        [--skip-latency] [--skip-recall]
+
+Latency: a recombined corpus (``bench/corpora.py``'s chunks and vectors) of ``--size`` chunks whose sources
+sit in ten folders ``part0`` .. ``part9`` (chunk ``n`` in ``part{n % 10}``), so the space ``part3`` holds 10%
+of the chunks. Every SciFact test claim (the first ``--queries``) is asked (``Pipeline.ask``, extractive)
+without a scope and with the space, the order alternating per question so load hits both alike; one
+warm-up each first. Reported: p50 and p95 of the answer and of the search alone, and the ratio of the p50s.
+
+Recall: SciFact's corpus cut in two halves by file order (folders ``a`` and ``b``), indexed once together
+and once each on its own (the half's chunks and vectors copied from the full index, so the vectors are the
+same). Each half's queries (those with a relevant document in it, judged on its documents only) are searched
+with the half's scope on the full index and without a scope on the half's own index, per mode; reported are
+the metrics of ``retrieval.evaluate`` for both and the share of queries whose top 10 documents are the same.
+Results go to ``bench/results/spaces.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import corpora
+import numpy as np
+from langchain_core.documents import Document
+
+from retrieval.evaluate import DEPTH, Dataset, doc_ranking, load_beir, score
+from retrieval.pipeline import Pipeline
+from retrieval.types import Scope, folder_of
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DATA = Path("/tmp/citebot-bench/spaces")
+FOLDERS = 10
+SPACE = Scope.of(["part3"])
+TARGET_RATIO = 2.0  # a space's ask p50 over the unfiltered one, at most
+
+
+def build_parts(dataset_dir: Path, data_dir: Path, size: int) -> Pipeline:
+    """``bench/corpora.py``'s ``size``-chunk corpus with its sources spread over ten folders."""
+    pipeline = Pipeline(corpora.settings_for(data_dir, f"spaces-{size}"))
+    if pipeline.store.count() == size:
+        return pipeline
+    parts = corpora.halves(dataset_dir)
+    chunks, vectors = corpora.recombined(parts, corpora.half_vectors(parts, pipeline.store.embedder), size,
+                                         pipeline.settings)
+    for n, chunk in enumerate(chunks):
+        chunk.metadata["source"] = f"part{n % FOLDERS}/{chunk.metadata['source']}"
+    start = time.perf_counter()
+    for i in range(0, size, 5000):
+        pipeline.store.write(corpora.ROOT, chunks[i : i + 5000], vectors[i : i + 5000])
+    logger.info("spaces-%d written in %.0f s", size, time.perf_counter() - start)
+    return pipeline
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+def latency(pipeline: Pipeline, questions: list[str]) -> dict[str, Any]:
+    """Ask and search p50/p95 without a scope and with ``SPACE``, alternating which goes first."""
+    rows: dict[str, list[float]] = {"ask": [], "ask_space": [], "search": [], "search_space": []}
+    k = max(pipeline.settings.top_k, pipeline.settings.read_k)
+    for scope in (None, SPACE):
+        pipeline.ask("warm-up question", scope=scope)
+    leaked = 0
+    for n, question in enumerate(questions):
+        for scope in ((None, SPACE) if n % 2 else (SPACE, None)):
+            suffix = "" if scope is None else "_space"
+            start = time.perf_counter()
+            answer = pipeline.ask(question, scope=scope)
+            rows["ask" + suffix].append(_ms(start))
+            start = time.perf_counter()
+            found = pipeline.search(question, k=k, scope=scope).passages
+            rows["search" + suffix].append(_ms(start))
+            if scope is not None:
+                leaked += sum(not scope.covers(folder_of(p.source)) for p in found + answer.passages)
+    out: dict[str, Any] = {name: {"p50": statistics.median(v), "p95": statistics.quantiles(v, n=20)[-1]}
+                           for name, v in rows.items()}
+    out["ask_ratio"] = out["ask_space"]["p50"] / out["ask"]["p50"]
+    out["search_ratio"] = out["search_space"]["p50"] / out["search"]["p50"]
+    out["passages_outside_the_space"] = leaked
+    out["space_chunks"] = sum(c for f, (_, c) in pipeline.folders().items() if SPACE.covers(f))
+    return out
+
+
+def _halved(data: Dataset) -> dict[str, str]:
+    """Each document's half: the first half of the corpus file in "a", the rest in "b"."""
+    ids = list(data.corpus)
+    return {doc_id: "a" if n < len(ids) // 2 else "b" for n, doc_id in enumerate(ids)}
+
+
+def build_halves(data: Dataset, data_dir: Path) -> dict[str, Pipeline]:
+    """The SciFact index of both halves ("all") and one per half, with the very same chunks and vectors."""
+    half = _halved(data)
+    full = Pipeline(corpora.settings_for(data_dir, "spaces-scifact-all"))
+    docs = [dataclasses.replace(d, source=f"{half[d.source]}/{d.source}") for d in data.documents()]
+    full.index_documents("bench:scifact-halves", docs)
+    out = {"all": full}
+    for name in ("a", "b"):
+        own = Pipeline(corpora.settings_for(data_dir, f"spaces-scifact-{name}"), embedder=full.embedder)
+        if own.store.count() == 0:
+            stored = list(full.store.scan(where={"folder": name}))
+            for i in range(0, len(stored), 2000):
+                part = full.store.get([c.id for c in stored[i : i + 2000]], embeddings=True)
+                chunks = [Document(page_content=c.text, metadata={k: v for k, v in c.metadata.items()
+                                                                   if k not in ("root", "folder")}) for c in part]
+                own.store.write("bench:scifact-halves", chunks,
+                                np.asarray([c.embedding for c in part], dtype=np.float32))
+        out[name] = own
+    return out
+
+
+def recall(data: Dataset, pipelines: dict[str, Pipeline]) -> dict[str, Any]:
+    """Per half and mode: the metrics of the scoped search on the full index and of the half's own index."""
+    half = _halved(data)
+    out: dict[str, Any] = {}
+    for name in ("a", "b"):
+        qrels = {q: {d: r for d, r in rel.items() if half.get(d) == name} for q, rel in data.qrels.items()}
+        qrels = {q: rel for q, rel in qrels.items() if rel}
+        scope = Scope.of([name])
+        for mode in ("dense", "keyword", "hybrid"):
+            runs: dict[str, dict[str, dict[str, float]]] = {"space": {}, "own": {}}
+            for qid in qrels:
+                text = data.queries[qid]
+                scoped = pipelines["all"].searcher.search(text, k=2 * DEPTH, mode=mode, scope=scope).passages
+                own = pipelines[name].searcher.search(text, k=2 * DEPTH, mode=mode).passages
+                runs["space"][qid] = {doc.split("/", 1)[1]: s for doc, s in doc_ranking(scoped).items()}
+                runs["own"][qid] = {doc.split("/", 1)[1]: s for doc, s in doc_ranking(own).items()}
+            same = statistics.fmean(_top(runs["space"][q]) == _top(runs["own"][q]) for q in qrels)
+            out[f"{name}/{mode}"] = {"queries": len(qrels), "space": score(qrels, runs["space"]),
+                                     "own_index": score(qrels, runs["own"]), "same_top10": same}
+    return out
+
+
+def _top(ranking: dict[str, float]) -> list[str]:
+    return sorted(ranking, key=lambda d: -ranking[d])[:10]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", type=Path, help="BEIR-layout SciFact folder, e.g. ../shared/bench/scifact")
+    parser.add_argument("--size", type=int, default=100_000, help="chunks of the latency corpus")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-recall", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    data = load_beir(args.dataset)
+    result: dict[str, Any] = {"code": corpora.code_state(), "load_before": os.getloadavg()}
+    if not args.skip_latency:
+        pipeline = build_parts(args.dataset, args.data, args.size)
+        result["latency"] = {"size": pipeline.store.count(),
+                             **latency(pipeline, list(data.queries.values())[: args.queries])}
+        print(json.dumps(result["latency"], indent=1))
+    if not args.skip_recall:
+        result["recall"] = recall(data, build_halves(data, args.data))
+        print(json.dumps(result["recall"], indent=1))
+    result["load_after"] = os.getloadavg()
+    path = corpora.RESULTS / "spaces.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

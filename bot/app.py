@@ -44,9 +44,9 @@ class PipelineResponder:
         """The indexed folders, for the spaces file's check."""
         return self.pipeline.folders()
 
-    def sources(self) -> list[dict[str, Any]]:
-        """The indexed documents, for the bots' help texts."""
-        return self.pipeline.sources()
+    def sources(self, *, scope: Scope | None = None) -> list[dict[str, Any]]:
+        """The indexed documents (in ``scope``), for the bots' help texts."""
+        return self.pipeline.sources(scope=scope)
 
     def index(self, paths: Sequence[Path]) -> SyncReport:
         """Index ``paths`` (the help desk's saved replies, posted documents) through the normal sync."""

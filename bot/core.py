@@ -52,6 +52,7 @@ from bot.feedback import FeedbackStore
 from bot.gaps import digest_text, find_gaps
 from bot.helpdesk import answer_document
 from bot.inbox import Inbox, safe_name, summary
+from bot.limits import MAX_TRACKED, RateLimiter
 from bot.settings import BotSettings
 from bot.spaces import Spaces, kept_folder
 from bot.spaces import key as space_key
@@ -82,8 +83,6 @@ from retrieval import Answer, Passage, Scope, SentenceCallback, SyncReport, Turn
 
 logger = logging.getLogger(__name__)
 
-# Conversations whose history (and users whose rate-limit window) are remembered at most; the oldest go first.
-MAX_TRACKED = 10_000
 
 # The local terminal user is the operator: no allowlist, no rate limit.
 LOCAL_PLATFORMS = frozenset({"cli"})
@@ -145,9 +144,9 @@ class Responder(Protocol):
 
 @runtime_checkable
 class Catalogue(Protocol):
-    """A responder that can also list its indexed documents, for the bots' help texts."""
+    """A responder that can also list its indexed documents (those in ``scope``), for the bots' help texts."""
 
-    def sources(self) -> list[dict[str, Any]]: ...
+    def sources(self, *, scope: Scope | None = None) -> list[dict[str, Any]]: ...
 
 
 @runtime_checkable
@@ -162,34 +161,6 @@ class Indexer(Protocol):
     """A responder that can index files, so a responder's saved reply or an admin's document becomes a source."""
 
     def index(self, paths: Sequence[Path]) -> SyncReport: ...
-
-
-class RateLimiter:
-    """Sliding-window limit of ``limit`` events per ``window`` seconds per key; thread-safe."""
-
-    def __init__(self, limit: int, window: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit = limit
-        self.window = window
-        self._clock = clock
-        self._events: OrderedDict[object, deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def acquire(self, key: object) -> float:
-        """Count an event for ``key`` and return 0, or return the seconds to wait when over the limit."""
-        if self.limit == 0:
-            return 0.0
-        now = self._clock()
-        with self._lock:
-            events = self._events.pop(key, None) or deque()
-            while events and events[0] <= now - self.window:
-                events.popleft()
-            wait = events[0] + self.window - now if len(events) >= self.limit else 0.0
-            if not wait:
-                events.append(now)
-            self._events[key] = events
-            if len(self._events) > MAX_TRACKED:
-                self._events.popitem(last=False)
-        return wait
 
 
 class ChatCore:
@@ -512,12 +483,13 @@ class ChatCore:
         with self._history_lock:
             return list(self._history.get((msg.platform, msg.conversation_id), ()))
 
-    async def indexed_documents(self) -> list[dict[str, Any]] | None:
-        """The indexed documents (source, title, identifiers), or None when the responder cannot tell."""
+    async def indexed_documents(self, msg: IncomingMessage) -> list[dict[str, Any]] | None:
+        """The indexed documents (source, title, identifiers) of the message's space, or None when the
+        responder cannot tell."""
         if not isinstance(self.responder, Catalogue):
             return None
         try:
-            return await asyncio.to_thread(self.responder.sources)
+            return await asyncio.to_thread(self.responder.sources, scope=self.space(msg)[1])
         except Exception:
             logger.exception("could not list the indexed documents")
             return None

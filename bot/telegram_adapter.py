@@ -478,10 +478,10 @@ def _pager(answer_id: int, page: int, pages: int) -> InlineKeyboardMarkup | None
 
 async def _send_help(update: Update, context: Context, *, greeting: bool) -> None:
     """The help text, with how many documents are indexed and a few of their titles."""
-    message = update.effective_message
-    if message is None or not await _admitted(update, context):
+    message, who = update.effective_message, incoming(update, "")
+    if message is None or who is None or not await _admitted(update, context):
         return
-    documents = await core_of(context).indexed_documents()
+    documents = await core_of(context).indexed_documents(who)  # of the chat's space only
     parts = [START_TEXT if greeting else "", HELP_TEXT.format(username=context.bot.username),
              _corpus(documents)]
     await message.reply_text("\n\n".join(p for p in parts if p), reply_parameters=reply_to(message))

@@ -721,8 +721,12 @@ def test_telegram_chats_of_two_spaces_each_cite_only_their_folder(
                                           "data": hr_id}})
         [ack] = await telegram.wait_for("answerCallbackQuery")
         assert ack.params["text"] == UNAVAILABLE_TEXT
-        await asyncio.sleep(0.2)
+        # Help lists only the chat's own space.
+        telegram.send(hr, ADA, f"/help{MENTION}")
+        help_text = (await telegram.wait_for("sendMessage", 4))[3]
+        assert "2 documents are indexed" in help_text.text and "• Annual leave" in help_text.text
+        assert "Expenses" not in help_text.text
 
     serve(core, settings, scenario)
-    assert len(telegram.delivered("sendMessage")) == 3
+    assert len(telegram.delivered("sendMessage")) == 4
     assert not any("HR policy" in (c.text or "") for c in telegram.calls() if c.params.get("chat_id") == finance["id"])

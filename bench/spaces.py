@@ -14,7 +14,8 @@ and once each on its own (the half's chunks and vectors copied from the full ind
 same). Each half's queries (those with a relevant document in it, judged on its documents only) are searched
 with the half's scope on the full index and without a scope on the half's own index, per mode; reported are
 the metrics of ``retrieval.evaluate`` for both and the share of queries whose top 10 documents are the same.
-Results go to ``bench/results/spaces.json``.
+Results go to ``bench/results/spaces-latency-recall.json`` (``spaces-latency.json`` or ``spaces-recall.json``
+when one part is skipped).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from langchain_core.documents import Document
 
 from retrieval.evaluate import DEPTH, Dataset, doc_ranking, load_beir, score
 from retrieval.pipeline import Pipeline
+from retrieval.settings import RetrievalSettings
 from retrieval.types import Scope, folder_of
 
 logger = logging.getLogger(__name__)
@@ -99,15 +101,20 @@ def _halved(data: Dataset) -> dict[str, str]:
     return {doc_id: "a" if n < len(ids) // 2 else "b" for n, doc_id in enumerate(ids)}
 
 
-def build_halves(data: Dataset, data_dir: Path) -> dict[str, Pipeline]:
+def build_halves(data: Dataset, data_dir: Path, embedder: str) -> dict[str, Pipeline]:
     """The SciFact index of both halves ("all") and one per half, with the very same chunks and vectors."""
     half = _halved(data)
-    full = Pipeline(corpora.settings_for(data_dir, "spaces-scifact-all"))
+
+    def settings(name: str) -> RetrievalSettings:
+        return corpora.settings_for(data_dir, f"spaces-scifact-{name}-{embedder}").model_copy(
+            update={"embedder": embedder})
+
+    full = Pipeline(settings("all"))
     docs = [dataclasses.replace(d, source=f"{half[d.source]}/{d.source}") for d in data.documents()]
     full.index_documents("bench:scifact-halves", docs)
     out = {"all": full}
     for name in ("a", "b"):
-        own = Pipeline(corpora.settings_for(data_dir, f"spaces-scifact-{name}"), embedder=full.embedder)
+        own = Pipeline(settings(name), embedder=full.embedder)
         if own.store.count() == 0:
             stored = list(full.store.scan(where={"folder": name}))
             for i in range(0, len(stored), 2000):
@@ -154,6 +161,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-recall", action="store_true")
+    parser.add_argument("--recall-embedder", default="minilm-l6-int8",
+                        help="embedder of the recall indexes (the comparison holds for any; l3 is faster)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     data = load_beir(args.dataset)
@@ -164,10 +173,12 @@ def main() -> None:
                              **latency(pipeline, list(data.queries.values())[: args.queries])}
         print(json.dumps(result["latency"], indent=1))
     if not args.skip_recall:
-        result["recall"] = recall(data, build_halves(data, args.data))
+        result["recall"] = {"embedder": args.recall_embedder,
+                            **recall(data, build_halves(data, args.data, args.recall_embedder))}
         print(json.dumps(result["recall"], indent=1))
     result["load_after"] = os.getloadavg()
-    path = corpora.RESULTS / "spaces.json"
+    parts = [name for name, skip in (("latency", args.skip_latency), ("recall", args.skip_recall)) if not skip]
+    path = corpora.RESULTS / f"spaces-{'-'.join(parts)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")
 

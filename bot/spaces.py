@@ -131,9 +131,6 @@ class Spaces:
         folders |= {kept_folder(key) for n in range(1, len(names) + 1) for key in map(_key, combinations(names, n))}
         return Scope.of(folders)
 
-    def unknown(self, name: str) -> bool:
-        return name not in self.names
-
     def listing(self) -> list[Space]:
         """Every space, the default last, with the conversations that use it."""
         rows = []

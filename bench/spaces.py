@@ -116,9 +116,9 @@ def build_halves(data: Dataset, data_dir: Path, embedder: str) -> dict[str, Pipe
     for name in ("a", "b"):
         own = Pipeline(settings(name), embedder=full.embedder)
         if own.store.count() == 0:
-            stored = list(full.store.scan(where={"folder": name}))
+            stored = list(full.store.scan(where={"folder": name}, embeddings=True))
             for i in range(0, len(stored), 2000):
-                part = full.store.get([c.id for c in stored[i : i + 2000]], embeddings=True)
+                part = stored[i : i + 2000]
                 chunks = [Document(page_content=c.text, metadata={k: v for k, v in c.metadata.items()
                                                                    if k not in ("root", "folder")}) for c in part]
                 own.store.write("bench:scifact-halves", chunks,

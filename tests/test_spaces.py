@@ -198,8 +198,10 @@ def test_core_refuses_a_sources_click_once_the_chat_moved_to_another_space(tmp_p
         assert (refused.kind, refused.text, refused.stored) == ("refused", UNAVAILABLE_TEXT, None)
 
 
-def test_core_keeps_a_help_desk_reply_inside_the_space_it_answered(tmp_path: Path, team: Pipeline) -> None:
-    core = make_core(team, tmp_path, slack_helpdesk_channel="C0DESK", slack_responders=["U0RESP"])
+def test_core_keeps_a_help_desk_reply_inside_the_space_it_answered(tmp_path: Path, settings) -> None:
+    own = Pipeline(settings)  # the kept reply is indexed: not into the shared team pipeline
+    own.index([make_team_folders(tmp_path / "docs")])
+    core = make_core(own, tmp_path, slack_helpdesk_channel="C0DESK", slack_responders=["U0RESP"])
     reply = ask(core, "C0HR", "What is the parking policy?")
 
     async def post(stored, helpdesk):

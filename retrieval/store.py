@@ -107,8 +107,11 @@ def make_client(settings: RetrievalSettings) -> chromadb.ClientAPI:
         path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
     except Exception as exc:  # chromadb raises plain ValueError/ConnectionError/... here
-        where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else settings.data_dir
-        raise StoreError(f"cannot open the Chroma store at {where}: {exc}") from exc
+        if settings.chroma_host:
+            raise StoreError(f"cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} "
+                             f"({exc}): is it running? check CHROMA_HOST and CHROMA_PORT") from exc
+        raise StoreError(f"cannot open the Chroma store in {settings.data_dir} ({exc}): set CITEBOT_DATA_DIR to a "
+                         "folder you may write") from exc
 
 
 class ChunkStore:

@@ -147,8 +147,8 @@ class RetrievalSettings(BaseSettings):
         except ValueError:
             port = -1
         if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.path not in ("", "/"):
-            raise ValueError(f"CHROMA_HOST={self.chroma_host!r} is not accepted: give a host name (CHROMA_HOST=chroma.example.org "
-                             "CHROMA_PORT=8000) or a URL like http://chroma.example.org:8000")
+            raise ValueError(f"CHROMA_HOST={self.chroma_host!r} is not accepted: give a host name "
+                             "(CHROMA_HOST=chroma.example.org CHROMA_PORT=8000) or a URL like http://chroma.example.org:8000")
         self.chroma_host, self.chroma_ssl = parts.hostname, parts.scheme == "https"
         self.chroma_port = port or self.chroma_port
 

@@ -19,19 +19,21 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import chromadb
 import httpx
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
-from langchain_core.documents import Document
 
 from retrieval.catalog import FORMAT, Catalog, ChunkTerms, DocumentRow
 from retrieval.embeddings import ChromaEmbeddingFunction, Embedder
 from retrieval.errors import ConfigError, StoreError
 from retrieval.keyword import keyword_text
 from retrieval.settings import RetrievalSettings
+
+if TYPE_CHECKING:  # a question never loads LangChain: only indexing makes Documents
+    from langchain_core.documents import Document
 
 logger = logging.getLogger(__name__)
 

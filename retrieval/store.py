@@ -276,18 +276,20 @@ class ChunkStore:
             logger.info("catalog caught up with %d changed document(s), generation %d", changed, generation)
         return changed
 
-    def query(self, embedding: np.ndarray, k: int) -> list[tuple[StoredChunk, float]]:
-        """The ``k`` nearest chunks (fewer when the store holds fewer) with their cosine similarity, best first."""
+    def query(self, embedding: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The ids of the ``k`` nearest chunks (fewer when the store holds fewer) with their cosine similarity,
+        best first. Only ids and distances: a search reads the texts of the few passages it keeps (``get``)."""
         # Chroma returns what it holds for any k, so no count() first: counting scans the collection (9 ms
         # at 100,000 chunks, a sixth of the search; BENCHMARKS.md, Latency).
-        res = self._call(
-            self._collection.query,
-            query_embeddings=[embedding],
-            n_results=k,
-            include=["documents", "metadatas", "distances"],
-        )
-        rows = zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True)
-        return [(StoredChunk(i, d, dict(m)), 1.0 - float(dist)) for i, d, m, dist in rows]
+        res = self._call(self._collection.query, query_embeddings=[embedding], n_results=k, include=["distances"])
+        return [(i, 1.0 - float(dist)) for i, dist in zip(res["ids"][0], res["distances"][0], strict=True)]
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored embeddings of these ids (unknown ids are left out), without their texts."""
+        if not ids:
+            return {}
+        res = self._call(self._collection.get, ids=list(ids), include=["embeddings"])
+        return {i: np.asarray(res["embeddings"][n], dtype=np.float32) for n, i in enumerate(res["ids"])}
 
     def get(self, ids: Sequence[str], *, embeddings: bool = False) -> list[StoredChunk]:
         """The chunks with these ids (unknown ids are left out), in the order given."""

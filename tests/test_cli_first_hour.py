@@ -1,5 +1,5 @@
 """A newcomer's first hour at the command line: every misconfiguration is one line naming the variable (exit
-code 1, a traceback only with -v), and index / remove / sources / stats say plainly what they did."""
+code 1, a traceback only with -v), and index / remove / sources say plainly what they did."""
 
 from __future__ import annotations
 
@@ -136,7 +136,3 @@ def test_cli_sources_piped_shows_whole_paths(tmp_path: Path) -> None:
     listed = runner.invoke(cli, ["sources"])
     assert name in listed.output and "A long way down" in listed.output
 
-
-def test_cli_stats_says_what_it_counts() -> None:
-    result = CliRunner().invoke(cli, ["stats"])
-    assert result.output == "No questions asked in the chat bots yet (`citebot ask` is not counted).\n"

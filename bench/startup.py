@@ -1,12 +1,13 @@
 """Start-up cost of the command line: whole processes, timed side by side with bare Python and chromadb.
 
-    .venv/bin/python bench/startup.py [--rounds 10] [--citebot .venv/bin/citebot]
+    .venv/bin/python bench/startup.py [--rounds 10] [--citebot .venv/bin/citebot] [--baseline OTHER_CITEBOT]
 
 Each round runs, in an order rotating per round, ``python -c pass``, ``python -c "import chromadb"``,
 ``citebot --help`` and a one-shot ``citebot ask`` on the seeds (indexed once, first, into a temporary data
 dir), so the machine's load hits all of them alike. It prints the median wall seconds of each and their
-ratios to ``import chromadb`` and to ``python -c pass``. ``--citebot`` times another checkout's command (e.g.
-a worktree of an older commit) against the same references. Results go to ``bench/results/startup.json``.
+ratios to ``import chromadb`` and to ``python -c pass``. ``--baseline`` adds another checkout's command (e.g.
+a worktree of an older commit) to the same rotation, its ``--help`` and ``ask`` timed in the same rounds.
+Results go to ``bench/results/startup.json``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--citebot", type=Path, default=Path(sys.executable).with_name("citebot"))
+    parser.add_argument("--baseline", type=Path, help="another citebot command to time in the same rounds")
     args = parser.parse_args()
     python = sys.executable
     with tempfile.TemporaryDirectory() as data:
@@ -48,6 +50,9 @@ def main() -> None:
             "citebot --help": [str(args.citebot), "--help"],
             "citebot ask": [str(args.citebot), "ask", QUESTION],
         }
+        if args.baseline:
+            commands |= {"baseline --help": [str(args.baseline), "--help"],
+                         "baseline ask": [str(args.baseline), "ask", QUESTION]}
         times: dict[str, list[float]] = {name: [] for name in commands}
         names = list(commands)
         for _ in range(2):  # warm the file cache
@@ -60,6 +65,7 @@ def main() -> None:
     report = {
         "rounds": args.rounds,
         "citebot": str(args.citebot),
+        "baseline": str(args.baseline or ""),
         "median_s": median,
         "vs_import_chromadb": {n: median[n] / median["import chromadb"] for n in median},
         "vs_python": {n: median[n] / median["python -c pass"] for n in median},

@@ -1,10 +1,12 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   install, index seeds/, answer the demo question
+#   make demo   install, index seeds/ into .demo-data/ (never the default data dir), answer the demo question
 #   make test   install, run the whole test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CITEBOT := $(VENV)/bin/citebot
 QUESTION ?= What are the therapeutic targets in the TME?
+# The demo's own index, so the seeds never show up in the answers from your documents.
+DEMO_DATA ?= $(CURDIR)/.demo-data
 
 .PHONY: install demo test lint
 
@@ -17,8 +19,8 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(CITEBOT) index seeds/
-	$(CITEBOT) ask "$(QUESTION)"
+	CITEBOT_DATA_DIR="$(DEMO_DATA)" $(CITEBOT) index seeds/
+	CITEBOT_DATA_DIR="$(DEMO_DATA)" $(CITEBOT) ask "$(QUESTION)"
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)

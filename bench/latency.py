@@ -74,11 +74,12 @@ def measure(pipeline: Pipeline, question: str) -> dict[str, float]:
     collection = store.client.get_collection(store.name)
     _, row["hnsw_ids_only"] = _ms(lambda: collection.query(query_embeddings=[vector], n_results=candidates,
                                                            include=["distances"]))
-    dense, row["store_query"] = _ms(lambda: store.query(vector, candidates))  # count + HNSW + texts/metadata
+    dense, row["store_query"] = _ms(lambda: store.query(vector, candidates))  # HNSW, ids and distances
     keyword, row["bm25"] = _ms(lambda: store.keyword_search(question, candidates))
-    seen = {c.id for c, _ in dense}
+    seen = {i for i, _ in dense}
     keyword_only = [i for i, _ in keyword if i not in seen]
-    _, row["get_keyword_only"] = _ms(lambda: store.get(keyword_only, embeddings=True))
+    _, row["get_keyword_only"] = _ms(lambda: store.vectors(keyword_only))
+    _, row["get_kept"] = _ms(lambda: store.get([p.id for p in answer.passages[: pipeline.settings.top_k]]))
     row["keyword_only_candidates"] = len(keyword_only)
     row["found"] = float(answer.found)
     return row

@@ -29,8 +29,8 @@ import numpy as np
 from langchain_chroma import Chroma
 
 from retrieval.chunking import split
-from retrieval.embeddings import LangChainEmbeddings
 from retrieval.evaluate import Dataset, dataset_settings, doc_ranking, load_beir, score
+from retrieval.langchain_embeddings import LangChainEmbeddings
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
 from retrieval.types import Passage

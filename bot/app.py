@@ -82,14 +82,14 @@ def serving(settings: BotSettings, command: str, *, on_wait: Callable[[owner.Hol
     try:
         pipeline = Pipeline(settings.retrieval)
 
-        def index(paths: list[Path]) -> list[str]:
-            return pipeline.index(paths).lines()
+        def index(paths: list[Path]) -> SyncReport:
+            return pipeline.index(paths)
 
         services: list[owner.IndexService | Watcher] = []
         if lock is not None:
-            services.append(owner.IndexService(owner.IndexRequests(data_dir), index))
+            services.append(owner.IndexService(owner.IndexRequests(data_dir), lambda paths: index(paths).to_dict()))
         if watch:
-            services.append(Watcher(watch, index, ignore=data_dir))
+            services.append(Watcher(watch, lambda paths: index(paths).lines(), ignore=data_dir))
         for service in services:
             service.start()
         try:

@@ -5,49 +5,43 @@ Index a folder with `citebot index DOCS/`, then `citebot ask "your question"`.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import sys
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager, nullcontext, suppress
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
 
-from bot import logs, render, slack_adapter, slack_http, telegram_adapter
-from bot.app import serving
-from bot.feedback import FeedbackStore
-from bot.gaps import find_gaps, parse_since
-from bot.settings import BotSettings
-from bot.spaces import Spaces
-from bot.streaming import Draft
 from bot.text import one_line
-from retrieval import (
-    HANDED_TO_SERVER_NOTICE,
-    STORE_SERVED_ERROR,
-    WAITING_FOR_WRITER_NOTICE,
-    CitebotError,
-    Pipeline,
-    ProgressFn,
-    RetrievalSettings,
-    Scope,
-    answer_eval,
-    evaluate,
-    owner,
-)
+from retrieval import CitebotError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from retrieval import Pipeline, ProgressFn, RetrievalSettings, Scope, owner
+
+# Every command imports what it uses when it runs: `citebot --help` then costs about a bare Python start, and
+# `citebot ask` loads neither the chat platforms' libraries nor the document parsers (BENCHMARKS.md, "Startup").
 logger = logging.getLogger(__name__)
-console = Console(highlight=False)
+_PIPED_WIDTH = 100_000  # columns: no file name or title is ever cut when the output goes to a file or a pipe
 GAP_WORDINGS = 4  # wordings of a group `citebot gaps` shows
 
 
+def _console(*, stderr: bool = False) -> Console:
+    """Rich output; when piped, tables as wide as their rows rather than cut at 80 columns."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(highlight=False, stderr=stderr, width=None if stream.isatty() else _PIPED_WIDTH)
+
+
 def _pipeline() -> Pipeline:
+    from retrieval import Pipeline, RetrievalSettings
+
     return Pipeline(RetrievalSettings())
 
 
@@ -58,6 +52,9 @@ _space_option = click.option(
 
 def _scope(pipeline: Pipeline, names: tuple[str, ...]) -> Scope | None:
     """The scope of the spaces ``names`` (or of those listing ``cli``), after checking the spaces file."""
+    from bot.settings import BotSettings
+    from bot.spaces import Spaces
+
     spaces = Spaces.load(BotSettings().spaces_file)
     if not spaces.configured:
         if names:
@@ -70,22 +67,72 @@ def _scope(pipeline: Pipeline, names: tuple[str, ...]) -> Scope | None:
     return spaces.scope(names or spaces.of("cli", "", ""))
 
 
-@click.group()
-@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+
+def _user_error(exc: Exception) -> str | None:
+    """The one line a mistake of the user's (a setting, an unreachable server) is shown as; None for a bug."""
+    if isinstance(exc, CitebotError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename:
+        return _data_dir_error(exc)
+    if type(exc).__module__.startswith("pydantic") and type(exc).__name__ == "ValidationError":
+        from bot.settings import BotSettings
+        from retrieval import RetrievalSettings, setting_error
+
+        return setting_error(exc, RetrievalSettings, BotSettings)  # type: ignore[arg-type]
+    return None
+
+
+def _data_dir_error(exc: OSError) -> str | None:
+    """The line for a data dir that cannot be created or written (the default one, or CITEBOT_DATA_DIR's)."""
+    from retrieval import RetrievalSettings
+
+    data_dir = RetrievalSettings().data_dir.absolute()
+    failed = Path(exc.filename).absolute()
+    if failed != data_dir and data_dir not in failed.parents and failed not in data_dir.parents:
+        return None
+    return (f"cannot write the data dir {data_dir} ({exc.strerror or exc}): set CITEBOT_DATA_DIR to a folder "
+            "you may write")
+
+
+class _Commands(click.Group):
+    """The command tree: a user's mistake ends in one line and exit code 1; ``-v`` shows the traceback too."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            message = _user_error(exc)
+            if message is None or ctx.params.get("verbose"):
+                raise
+            raise click.ClickException(one_line(message)) from exc
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug) and tracebacks of errors.")
 @click.version_option(package_name="citebot")
 def cli(verbose: int) -> None:
     """citebot: cited answers from your documents.
 
     Settings come from the environment and a .env file (see .env.example).
     """
+    from bot import logs
+    from bot.settings import BotSettings
+
     logs.configure(verbose, BotSettings().secrets())
 
 
 @contextmanager
-def _progress_bar() -> Iterator[ProgressFn]:
-    """A rich progress bar on stderr, as a sync progress callback."""
+def _progress_bar(*, shown: bool = True) -> Iterator[ProgressFn | None]:
+    """A rich progress bar on stderr, as a sync progress callback (None when not ``shown``)."""
+    if not shown:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    with Progress(*columns, console=_console(stderr=True), transient=True) as bar:
         task = bar.add_task("indexing", total=None)
 
         def progress(source: str, done: int, total: int) -> None:
@@ -94,23 +141,68 @@ def _progress_bar() -> Iterator[ProgressFn]:
         yield progress
 
 
+def _sync(paths: list[Path], command: str, *, as_json: bool, quiet: bool) -> dict[str, Any]:
+    """Bring the index in line with ``paths`` here, or in the bot serving the data dir, and print the report:
+    its lines (each file that changed or was skipped), as JSON, or with ``quiet`` only the skipped files."""
+    from retrieval import Pipeline, RetrievalSettings, SyncReport
+
+    settings = RetrievalSettings()
+    with _writing(settings, command, handoff=paths) as handed:
+        if handed is None:
+            with _progress_bar(shown=not (quiet or as_json)) as progress:
+                handed = Pipeline(settings).index(paths, progress=progress).to_dict()
+    if "error" in handed:
+        raise click.ClickException(handed["error"])
+    report = SyncReport.from_dict(handed)
+    if as_json:
+        click.echo(json.dumps(handed, indent=2, ensure_ascii=False))
+    for line in report.lines() if not (quiet or as_json) else []:
+        click.echo(one_line(line))  # file names and the reasons quoting them are anyone's bytes: no escapes
+    for skipped in report.skipped if quiet else []:
+        click.echo(one_line(f"skipped {skipped.source}: {skipped.reason}"), err=True)
+    return handed
+
+
+_REPORT_OPTIONS = (
+    click.option("--json", "as_json", is_flag=True, help="Print the report (every file by what happened) as JSON."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress bar and no report; skipped files on stderr."),
+)
+
+
+def _report_options(command: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(_REPORT_OPTIONS):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-def index(paths: tuple[Path, ...]) -> None:
+@_report_options
+def index(paths: tuple[Path, ...], as_json: bool, quiet: bool) -> None:
     """Index files and folders (incremental: only changed documents are embedded).
 
-    When a bot serves the same data dir, the bot does the indexing and this command shows its report.
+    Prints what was added, updated and removed. When a bot serves the same data dir, the bot does the indexing
+    and this command shows its report.
     """
-    settings = RetrievalSettings()
-    with _writing(settings, "citebot index", handoff=list(paths)) as lines:
-        if lines is None:
-            with _progress_bar() as progress:
-                lines = Pipeline(settings).index(paths, progress=progress).lines()
-    for line in lines:  # file names and the reasons quoting them are anyone's bytes: no terminal escapes
-        click.echo(one_line(line))
+    _sync(list(paths), "citebot index", as_json=as_json, quiet=quiet)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_report_options
+def remove(paths: tuple[Path, ...], as_json: bool, quiet: bool) -> None:
+    """Forget indexed files or folders that no longer exist (deleted, moved, or on a drive that is gone)."""
+    if present := [p for p in paths if p.exists()]:
+        raise click.ClickException(f"{one_line(str(present[0]))} still exists: `citebot remove` forgets what is gone; "
+                                   "delete or move it first, or index its folder again after deleting files in it")
+    report = _sync(list(paths), "citebot remove", as_json=as_json, quiet=quiet)
+    if not report["removed"]:
+        raise click.ClickException(f"nothing was indexed at {', '.join(one_line(str(p)) for p in paths)}")
 
 
 def _waiting(data_dir: Path) -> Callable[[owner.Holder], None]:
+    from retrieval import WAITING_FOR_WRITER_NOTICE
+
     def say(holder: owner.Holder) -> None:
         click.echo(WAITING_FOR_WRITER_NOTICE.format(command=holder.command, pid=holder.pid, data_dir=data_dir),
                    err=True)
@@ -120,9 +212,11 @@ def _waiting(data_dir: Path) -> Callable[[owner.Holder], None]:
 
 @contextmanager
 def _writing(settings: RetrievalSettings, command: str, *, handoff: list[Path] | None = None,
-             ) -> Iterator[list[str] | None]:
+             ) -> Iterator[dict[str, Any] | None]:
     """Hold the embedded store's write lock for the block, which gets None; or, when a bot serves the store
-    and ``handoff`` paths are given, have the bot index them and give the block its report lines."""
+    and ``handoff`` paths are given, have the bot index them and give the block its report."""
+    from retrieval import HANDED_TO_SERVER_NOTICE, STORE_SERVED_ERROR, owner
+
     if settings.chroma_host:
         yield None
         return
@@ -137,9 +231,9 @@ def _writing(settings: RetrievalSettings, command: str, *, handoff: list[Path] |
         click.echo(HANDED_TO_SERVER_NOTICE.format(command=server.command, pid=server.pid, data_dir=data_dir),
                    err=True)
         requests = owner.IndexRequests(data_dir)
-        lines = requests.wait(requests.submit(handoff), alive=lambda: not lock.is_free())
-        if lines is not None:
-            yield lines
+        report = requests.wait(requests.submit(handoff), alive=lambda: not lock.is_free())
+        if report is not None:
+            yield report
             return
         # The bot stopped before it was done: index here.
     try:
@@ -159,6 +253,9 @@ def ask(question: str, as_json: bool, no_stream: bool, space_names: tuple[str, .
     With a language model configured, its verified sentences go to stderr as it writes them; the answer and its
     sources follow on stdout.
     """
+    from bot import render
+    from bot.streaming import Draft
+
     pipeline = _pipeline()
     if pipeline.store.count() == 0:
         raise click.ClickException("nothing is indexed yet: run `citebot index PATH...` first")
@@ -182,16 +279,21 @@ def ask(question: str, as_json: bool, no_stream: bool, space_names: tuple[str, .
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 @_space_option
 def sources(as_json: bool, space_names: tuple[str, ...]) -> None:
-    """List the indexed documents (of a space, with --space)."""
+    """List the indexed documents (of a space, with --space): path (relative to the folder indexed), title,
+    identifiers, chunks."""
+    from rich.table import Table
+    from rich.text import Text
+
     pipeline = _pipeline()
     rows = pipeline.sources(scope=_scope(pipeline, space_names))
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
+    console = _console()
     if not rows:
         console.print("Nothing is indexed yet: run `citebot index PATH...`.")
         return
-    table = Table("source", "title", "identifiers", "chunks")
+    table = Table("path", "title", "identifiers", "chunks")
     for row in rows:
         ids = ", ".join(f"{k.upper()} {row[k]}" for k in ("doi", "pmid", "pmcid") if k in row)
         # Text, not markup: a title like "[bold]" or an escape sequence in a file name is shown as plain text.
@@ -204,8 +306,14 @@ def sources(as_json: bool, space_names: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def spaces(as_json: bool) -> None:
     """The document spaces of CITEBOT_SPACES_FILE: their folders, documents, chunks and conversations."""
-    settings = BotSettings()
-    spaces = Spaces.load(settings.spaces_file)
+    from rich.table import Table
+    from rich.text import Text
+
+    from bot.settings import BotSettings
+    from bot.spaces import Spaces
+
+    console = _console()
+    spaces = Spaces.load(BotSettings().spaces_file)
     if not spaces.configured:
         console.print("No spaces file (CITEBOT_SPACES_FILE): every conversation answers from every document.")
         return
@@ -236,6 +344,10 @@ def spaces(as_json: bool) -> None:
 def eval_(dataset: Path, modes: tuple[str, ...], as_json: bool) -> None:
     """Score retrieval on a BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels.tsv), and answers too
     when it holds answers.jsonl (gold answer spans)."""
+    from rich.table import Table
+
+    from retrieval import Pipeline, RetrievalSettings, answer_eval, evaluate
+
     try:
         data = evaluate.load_beir(dataset)
     except (OSError, KeyError, ValueError) as exc:
@@ -261,6 +373,7 @@ def eval_(dataset: Path, modes: tuple[str, ...], as_json: bool) -> None:
         table.add_column(column, justify="left" if column == "mode" else "right")
     for r in results:
         table.add_row(r.mode, *(f"{v:.3f}" for v in r.metrics.values()), f"{r.p50:.1f}", f"{r.p95:.1f}")
+    console = _console()
     console.print(table)
     if answers:
         console.print(_answers_table(data.name, answers))
@@ -268,6 +381,8 @@ def eval_(dataset: Path, modes: tuple[str, ...], as_json: bool) -> None:
 
 def _answers_table(name: str, answers: dict[str, dict[str, float]]) -> Table:
     """Answer quality per fold: the share of answers holding the gold answer, length, declines."""
+    from rich.table import Table
+
     table = Table(title=f"{name}: answers (unanswerable = asked of the index without the question's document)")
     rows = list(answers["all"])
     table.add_column("fold")
@@ -284,8 +399,13 @@ def _answers_table(name: str, answers: dict[str, dict[str, float]]) -> Table:
               help="Serve Slack's HTTP requests (SLACK_SIGNING_SECRET) instead of Socket Mode (SLACK_APP_TOKEN).")
 def slack(http: bool) -> None:
     """Run the Slack bot: Socket Mode by default, no public URL needed."""
+    from bot import slack_adapter, slack_http
+    from bot.app import serving
+    from bot.settings import BotSettings
+
     settings = BotSettings()
     slack_adapter.check_settings(settings, http=http)
+    slack_adapter.check_connection(settings)
     url = f"http://{settings.slack_http_host}:{settings.slack_http_port}{slack_http.EVENTS_PATH}"
     with serving(settings, "citebot slack", on_wait=_waiting(settings.retrieval.data_dir)) as core:
         click.echo(f"Starting the Slack bot ({f'HTTP mode on {url}' if http else 'Socket Mode'}); Ctrl+C stops it.",
@@ -296,7 +416,12 @@ def slack(http: bool) -> None:
 @cli.command()
 def telegram() -> None:
     """Run the Telegram bot: long polling, or a webhook when CITEBOT_TELEGRAM_WEBHOOK_URL is set."""
+    from bot import telegram_adapter
+    from bot.app import serving
+    from bot.settings import BotSettings
+
     settings = BotSettings()
+    telegram_adapter.check_connection(settings)
     with serving(settings, "citebot telegram", on_wait=_waiting(settings.retrieval.data_dir)) as core:
         application = telegram_adapter.build_application(core, settings)
         click.echo("Starting the Telegram bot; Ctrl+C stops it.", err=True)
@@ -309,10 +434,22 @@ def telegram() -> None:
 @click.option("--slack-http", "slack_http", is_flag=True, help="Slack in HTTP mode instead of Socket Mode.")
 def serve(watch: tuple[Path, ...], slack_http: bool) -> None:
     """Run the configured front ends (Telegram, Slack) in one process on one store."""
+    import threading
+    from contextlib import nullcontext, suppress
+
+    from bot import slack_adapter, telegram_adapter
+    from bot.app import serving
+    from bot.settings import BotSettings
+
     settings = BotSettings()
     telegram_on, slack_on = settings.telegram_bot_token is not None, settings.slack_bot_token is not None
     if not (telegram_on or slack_on):
         raise click.ClickException("no front end is configured: set TELEGRAM_BOT_TOKEN and/or SLACK_BOT_TOKEN")
+    if slack_on:
+        slack_adapter.check_settings(settings, http=slack_http)
+        slack_adapter.check_connection(settings)
+    if telegram_on:
+        telegram_adapter.check_connection(settings)
     names = " and ".join(n for n, on in (("Telegram", telegram_on), ("Slack", slack_on)) if on)
     with serving(settings, "citebot serve", on_wait=_waiting(settings.retrieval.data_dir), watch=watch) as core, \
             slack_adapter.running(settings, core, http=slack_http) if slack_on else nullcontext():
@@ -328,14 +465,26 @@ def serve(watch: tuple[Path, ...], slack_http: bool) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def stats(as_json: bool) -> None:
-    """Questions, answered vs declined, votes per platform, and the most down-voted answers."""
+    """Questions asked in the chat bots (not `citebot ask`), answered vs declined, votes per platform, and the
+    most down-voted answers."""
+    import dataclasses
+    from contextlib import closing
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from bot import render
+    from bot.feedback import FeedbackStore
+    from retrieval import RetrievalSettings
+
     with closing(FeedbackStore.open(RetrievalSettings())) as store:
         report = store.stats()
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(report), indent=2, ensure_ascii=False))
         return
+    console = _console()
     if not report.platforms:
-        console.print("No questions asked yet.")
+        console.print("No questions asked in the chat bots yet (`citebot ask` is not counted).")
         return
     table = Table("platform", "questions", "answered", "declined", "👍", "👎")
     for p in report.platforms:
@@ -353,6 +502,15 @@ def stats(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
 def gaps(since: str | None, as_json: bool) -> None:
     """What the documents are missing: questions declined, voted 👎 or escalated, grouped by meaning."""
+    from contextlib import closing
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from bot.feedback import FeedbackStore
+    from bot.gaps import find_gaps, parse_since
+    from retrieval import RetrievalSettings
+
     try:
         span = parse_since(since) if since else None
     except ValueError as exc:
@@ -363,6 +521,7 @@ def gaps(since: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([g.to_dict() for g in found], indent=2, ensure_ascii=False))
         return
+    console = _console()
     if not found:
         console.print(f"No declined, down-voted or escalated questions{f' in the last {since}' if since else ''}.")
         return
@@ -376,9 +535,5 @@ def gaps(since: str | None, as_json: bool) -> None:
 
 
 def main() -> None:
-    """Console entry point: user-facing errors become one clear line, not a traceback."""
-    try:
-        cli(standalone_mode=True)
-    except CitebotError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+    """Console entry point (user-facing errors are one line: see ``_Commands``)."""
+    cli()

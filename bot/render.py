@@ -161,10 +161,12 @@ def _source(group: Sequence[StoredCitation], style: _Style) -> str:
 
 
 def source_line(group: Sequence[Citation | StoredCitation]) -> str:
-    """One cited document as plain text: its ``[n]`` line, then each quoted sentence on a line of its own."""
+    """One cited document as plain text: its ``[n]`` line, the file it is (two documents may share a title),
+    then each quoted sentence on a line of its own."""
     flat = [_flat(c) for c in group]
+    path = [f"    {sanitize(flat[0].source)}"] if flat[0].source and flat[0].source != flat[0].title else []
     quotes = [f'    "{shorten(c.quote, QUOTE_CHARS)}"' for c in flat]
-    return "\n".join([_source(flat, _PLAIN), *quotes])
+    return "\n".join([_source(flat, _PLAIN), *path, *quotes])
 
 
 def _source_entry(group: Sequence[StoredCitation], style: _Style, limit: int) -> str:

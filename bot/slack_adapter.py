@@ -67,19 +67,21 @@ _ENTITIES = {"&lt;": "<", "&gt;": ">", "&amp;": "&"}
 
 def build_app(core: ChatCore, settings: BotSettings) -> App:
     """The Bolt app answering through ``core``, its Web API client at ``SLACK_API_URL``."""
-    token = _secret(settings.slack_bot_token, "SLACK_BOT_TOKEN")
-    base_url = settings.slack_api_url or DEFAULT_API_URL
-    client = WebClient(
-        token=token,
-        base_url=base_url if base_url.endswith("/") else base_url + "/",
-        # Slack answers 429 with Retry-After when the bot posts too fast: wait and post once more.
-        retry_handlers=[ConnectionErrorRetryHandler(), RateLimitErrorRetryHandler(max_retry_count=2)],
-    )
+    # Slack answers 429 with Retry-After when the bot posts too fast: wait and post once more.
+    client = _client(settings, retry_handlers=[ConnectionErrorRetryHandler(),
+                                               RateLimitErrorRetryHandler(max_retry_count=2)])
     # The token reaches Bolt through the client; token verification waits for the first event.
     app = App(client=client, signing_secret=reveal(settings.slack_signing_secret), token_verification_enabled=False,
               process_before_response=False)
     register(app, core)
     return app
+
+
+def _client(settings: BotSettings, **options: Any) -> WebClient:
+    """A Web API client with ``SLACK_BOT_TOKEN`` at ``SLACK_API_URL``."""
+    base_url = settings.slack_api_url or DEFAULT_API_URL
+    return WebClient(token=_secret(settings.slack_bot_token, "SLACK_BOT_TOKEN"),
+                     base_url=base_url if base_url.endswith("/") else base_url + "/", **options)
 
 
 def register(app: App, core: ChatCore) -> None:
@@ -109,6 +111,22 @@ def check_settings(settings: BotSettings, *, http: bool) -> None:
         _secret(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
     else:
         _secret(settings.slack_app_token, "SLACK_APP_TOKEN")
+
+
+def check_connection(settings: BotSettings) -> None:
+    """Raise ``ConfigError`` with one line when Slack rejects ``SLACK_BOT_TOKEN`` or cannot be reached
+    (``auth.test``), before the index is opened."""
+    quiet = logging.getLogger(f"{__name__}.check")
+    quiet.setLevel(logging.CRITICAL)  # slack_sdk logs a failed request at ERROR; the one line below says it
+    client = _client(settings, retry_handlers=[], logger=quiet)
+    try:
+        client.auth_test()
+    except SlackApiError as exc:
+        raise ConfigError(f"Slack rejected SLACK_BOT_TOKEN ({exc.response.get('error')}): copy the Bot User OAuth "
+                          "Token (xoxb-...) again from the app's OAuth & Permissions page") from None
+    except OSError as exc:  # URLError, refused connections, timeouts, unknown host names
+        raise ConfigError(f"cannot reach Slack at {client.base_url} ({getattr(exc, 'reason', exc)}): check the "
+                          "network, or SLACK_API_URL") from None
 
 
 def run(core: ChatCore, settings: BotSettings, *, http: bool = False) -> None:

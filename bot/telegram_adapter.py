@@ -128,14 +128,28 @@ class RetryingRateLimiter(AIORateLimiter):
                 await asyncio.sleep(delay)
 
 
-def build_application(core: ChatCore, settings: BotSettings) -> Application:
-    """The bot: every handler and the error handler wired to ``core``; serve it with ``run``."""
+def _token(settings: BotSettings) -> str:
     token = reveal(settings.telegram_bot_token)
     if not token:
         raise ConfigError("TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and put its token in .env")
+    return token
+
+
+def check_connection(settings: BotSettings) -> None:
+    """Raise ``ConfigError`` with one line when the token is unset or rejected, or Telegram is out of reach.
+
+    Run before the index is opened, so a typo costs a second, not a start-up.
+    """
+    urls = _api_urls(settings.telegram_base_url) if settings.telegram_base_url else None
+    bot = Bot(_token(settings), **({"base_url": urls[0], "base_file_url": urls[1]} if urls else {}))
+    asyncio.run(_check_token(bot, settings.telegram_base_url or "https://api.telegram.org"))
+
+
+def build_application(core: ChatCore, settings: BotSettings) -> Application:
+    """The bot: every handler and the error handler wired to ``core``; serve it with ``run``."""
     builder = (
         ApplicationBuilder()
-        .token(token)
+        .token(_token(settings))
         .rate_limiter(RetryingRateLimiter(max_retries=MAX_RETRIES))
         .concurrent_updates(CONCURRENT_UPDATES)
         .post_init(announce)
@@ -181,24 +195,27 @@ def webhook_options(settings: BotSettings) -> dict[str, Any]:
 
 
 def run(application: Application, settings: BotSettings) -> None:
-    """Serve until interrupted: long polling, or a webhook when ``CITEBOT_TELEGRAM_WEBHOOK_URL`` is set."""
-    asyncio.run(_check_token(application.bot))
+    """Serve until interrupted: long polling, or a webhook when ``CITEBOT_TELEGRAM_WEBHOOK_URL`` is set.
+
+    ``check_connection`` first: left to ``run_polling``, a rejected token is logged by python-telegram-bot with
+    the token in the message, and an unreachable server in a hundred lines.
+    """
     if settings.telegram_webhook_url:
         application.run_webhook(**webhook_options(settings))
     else:
         application.run_polling(allowed_updates=ALLOWED_UPDATES)
 
 
-async def _check_token(bot: Bot) -> None:
-    """Fail with a clear error when Telegram rejects the token.
-
-    Left to ``run_polling``, a rejected token is logged by python-telegram-bot with the token in the message.
-    """
+async def _check_token(bot: Bot, where: str) -> None:
+    """``getMe``: a rejected token or an unreachable server becomes one ``ConfigError`` line."""
     try:
         async with bot:
             pass
     except InvalidToken:
         raise ConfigError("Telegram rejected TELEGRAM_BOT_TOKEN: check it with @BotFather") from None
+    except NetworkError as exc:
+        raise ConfigError(f"cannot reach Telegram at {where} ({_redact(exc.message, bot.token)}): check the "
+                          "network, or TELEGRAM_BASE_URL for a self-hosted Bot API server") from None
 
 
 async def announce(application: Application) -> None:

@@ -16,7 +16,6 @@ from retrieval.prompts import (
     STORE_SERVED_ERROR,
     WAITING_FOR_WRITER_NOTICE,
 )
-from retrieval.settings import RetrievalSettings, env_alias
 from retrieval.types import Answer, Citation, Passage, Scope, Turn, folder_of
 
 if TYPE_CHECKING:
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from retrieval.grouping import group_by_meaning
     from retrieval.llm import SentenceCallback
     from retrieval.pipeline import Pipeline
+    from retrieval.settings import RetrievalSettings, env_alias, setting_error
     from retrieval.sync import ProgressFn, SyncReport, max_file_bytes, skip_reason
     from retrieval.watch import Watcher
 
@@ -53,6 +53,7 @@ __all__ = [
     "RetrievalSettings",
     "Scope",
     "SentenceCallback",
+    "setting_error",
     "skip_reason",
     "STORE_SERVED_ERROR",
     "StoreError",
@@ -66,11 +67,14 @@ __all__ = [
 _LAZY = {"answer_eval": "retrieval.answer_eval", "Background": "retrieval.background", "owner": "retrieval.owner",
          "Watcher": "retrieval.watch", "Pipeline": "retrieval.pipeline", "ProgressFn": "retrieval.sync",
          "SentenceCallback": "retrieval.llm", "SyncReport": "retrieval.sync", "evaluate": "retrieval.evaluate",
-         "group_by_meaning": "retrieval.grouping", "max_file_bytes": "retrieval.sync", "skip_reason": "retrieval.sync"}
+         "group_by_meaning": "retrieval.grouping", "max_file_bytes": "retrieval.sync", "skip_reason": "retrieval.sync",
+         "RetrievalSettings": "retrieval.settings", "env_alias": "retrieval.settings",
+         "setting_error": "retrieval.settings"}
 
 
 def __getattr__(name: str) -> Any:
-    # The pipeline imports chromadb and onnxruntime, the evaluations pytrec_eval: load them only when needed.
+    # The pipeline imports chromadb and onnxruntime, the evaluations pytrec_eval, the settings pydantic: load
+    # them only when needed, so that `citebot --help` costs about a bare Python start.
     if name in _LAZY:
         import importlib
 

@@ -5,7 +5,8 @@ distributions, the model's SHA-256 is checked once per process, and onnxruntime 
 sorted by length and padded per batch to their longest member, so short questions cost little.
 
 One ``OnnxEmbedder`` serves three callers: our own code (``Embedder.embed``), Chroma
-(``ChromaEmbeddingFunction``) and LangChain (``LangChainEmbeddings``). ``BENCHMARKS.md`` records why
+(``ChromaEmbeddingFunction``) and LangChain (``langchain_embeddings.LangChainEmbeddings``, apart so that a
+question never imports LangChain's runnables). ``BENCHMARKS.md`` records why
 ``minilm-l6-int8`` is the default.
 """
 
@@ -26,7 +27,6 @@ import numpy as np
 import onnxruntime as ort
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
-from langchain_core.embeddings import Embeddings as BaseLangChainEmbeddings
 from tokenizers import Encoding, Tokenizer
 
 from retrieval.errors import ConfigError, EmbedderError
@@ -275,16 +275,3 @@ class ChromaEmbeddingFunction(EmbeddingFunction[Documents]):
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> ChromaEmbeddingFunction:
         return ChromaEmbeddingFunction(get_embedder(config["embedder"]))
-
-
-class LangChainEmbeddings(BaseLangChainEmbeddings):
-    """LangChain's face of an ``Embedder``."""
-
-    def __init__(self, embedder: Embedder) -> None:
-        self.embedder = embedder
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embedder.embed(texts).tolist()
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embedder.embed([text])[0].tolist()

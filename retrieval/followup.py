@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from retrieval.errors import LLMError
 from retrieval.grounding import strip_markers
 from retrieval.keyword import analyze
-from retrieval.llm import ChatClient
 from retrieval.prompts import CONDENSE_QUESTION_PROMPT
 from retrieval.types import Turn
+
+if TYPE_CHECKING:
+    from retrieval.llm import ChatClient
 
 logger = logging.getLogger(__name__)
 

@@ -7,14 +7,28 @@ BENCHMARKS.md). ``analyze`` is also what the extractive answerer uses to match q
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from functools import lru_cache
+from pathlib import Path
 
-import bm25s
 import Stemmer
 
+
+def _bm25s_stop_words() -> frozenset[str]:
+    """bm25s's English stop words (the keyword side was fitted with them), read from their module alone:
+    importing the bm25s package loads scipy, 0.8 s of every question's start-up."""
+    package = importlib.util.find_spec("bm25s")  # finds, does not import, a top-level package
+    assert package is not None and package.origin is not None, "bm25s is a dependency"
+    spec = importlib.util.spec_from_file_location("_bm25s_stopwords", Path(package.origin).with_name("stopwords.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return frozenset(module.STOPWORDS_EN)
+
+
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
-_STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN) | {"what", "which", "who", "whom", "how", "why", "does"}
+_STOPWORDS = _bm25s_stop_words() | {"what", "which", "who", "whom", "how", "why", "does"}
 
 
 @lru_cache(maxsize=1)

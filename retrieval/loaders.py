@@ -224,6 +224,7 @@ def _short(exc: BaseException) -> str:
 # --- identifiers -------------------------------------------------------------------------------------
 
 _IDENTIFIER_WINDOW = 100_000  # characters read at each end of a long text
+_FIRST_PAGE = 3_000  # characters: about a page, where a paper prints its own DOI and PMID
 _DOI = r"10\.\d{4,9}/[^\s\"'<>]+"
 _LABELED_DOI = re.compile(rf"(?i)(?:\bdoi\b[\s:\-]{{0,10}}|doi\.org/)({_DOI})")
 _BARE_DOI = re.compile(rf"\b({_DOI})")
@@ -232,6 +233,16 @@ _PMID = re.compile(
 )
 _BRACKETS = {")": "(", "]": "[", "}": "{"}
 _PMCID = re.compile(r"\b(PMC\d{3,9})\b")
+# A metadata block's line: the label starts the line, the value ends it or the next line ("DOI: 10.1/x",
+# "- DOI" over "- 10.1/x"). A reference list names DOIs inside its entries, never so.
+_ITEM = r"^[ \t\-*\u2022]*"
+_NEXT = r"[ \t]*:?[ \t]*(?:\n[ \t\-*\u2022]*)?"
+_BLOCK = {
+    "doi": re.compile(rf"(?im){_ITEM}(?:doi{_NEXT}(?:https?://(?:dx\.)?doi\.org/)?|https?://(?:dx\.)?doi\.org/)"
+                      rf"({_DOI})[ \t]*$"),
+    "pmid": re.compile(rf"(?im){_ITEM}(?:PMID|PubMed ID){_NEXT}(\d{{1,9}})[ \t]*$"),
+    "pmcid": re.compile(rf"(?im){_ITEM}PMCID{_NEXT}(PMC\d{{3,9}})[ \t]*$"),
+}
 # "Year: 2020", "Published: 12 March 2020", and the "- Year" / "- 2020" lines of a metadata block.
 _YEAR = re.compile(
     r"(?i)\b(?:year|published|publication date)\b[ \t]*(?::[ \t]*|\n[ \t]*-?[ \t]*)"
@@ -240,21 +251,23 @@ _YEAR = re.compile(
 
 
 def parse_identifiers(text: str) -> dict[str, str | int]:
-    """DOI, PMID, PMCID (strings) and year (int) found in ``text``; absent ones are left out.
+    """The document's own DOI, PMID, PMCID (strings) and year (int); absent ones are left out.
 
-    Of a long text only the start and the end are read: a document names its own identifiers in its front
-    matter or a closing metadata block, while the middle cites others (and would take seconds to scan).
+    An identifier is the document's when a metadata block states it (its label starting a line, at the
+    start or the end of a long text) or its first page does. One named anywhere else is a work it cites:
+    a FAQ citing Ihaka & Gentleman (1996) does not carry their DOI.
     """
     if len(text) > 2 * _IDENTIFIER_WINDOW:
         text = text[:_IDENTIFIER_WINDOW] + "\n" + text[-_IDENTIFIER_WINDOW:]
+    page = text[:_FIRST_PAGE]
+    first_page = {"doi": _LABELED_DOI.search(page) or _BARE_DOI.search(page), "pmid": _PMID.search(page),
+                  "pmcid": _PMCID.search(page)}
     found: dict[str, str | int] = {}
-    doi = _LABELED_DOI.search(text) or _BARE_DOI.search(text)
-    if doi:
-        found["doi"] = _trim_doi(doi.group(1))
-    if pmid := _PMID.search(text):
-        found["pmid"] = pmid.group(1) or pmid.group(2)
-    if pmcid := _PMCID.search(text):
-        found["pmcid"] = pmcid.group(1)
+    for key, block in _BLOCK.items():
+        if match := block.search(text) or first_page[key]:
+            found[key] = next(group for group in match.groups() if group)
+    if "doi" in found:
+        found["doi"] = _trim_doi(str(found["doi"]))
     if year := _YEAR.search(text):
         found["year"] = int(year.group(1))
     return found

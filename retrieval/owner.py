@@ -4,8 +4,8 @@ Chroma's embedded store (no ``CHROMA_HOST``) is not safe to write from two proce
 other's reads fail until it restarts. So a process that writes holds ``<data dir>/store.lock`` (an
 ``flock``, which the kernel drops when the process dies, however it dies). A serving bot holds it for as
 long as it runs and is the store's only writer; ``citebot index`` run beside it puts its paths in
-``<data dir>/requests/``, the bot indexes them between questions and writes the report back, and the
-command prints it. Another ``citebot index`` holding the lock is waited for. With a Chroma server there is
+``<data dir>/requests/``, the bot indexes them between questions and writes the report (a JSON object) back,
+and the command prints it. Another ``citebot index`` holding the lock is waited for. With a Chroma server there is
 no lock: the server orders the writes.
 """
 
@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from retrieval.background import Background
 
@@ -93,7 +94,7 @@ class StoreLock:
 
 
 class IndexRequests:
-    """The requests folder of ``data_dir``: ``<id>.json`` holds paths, ``<id>.done.json`` the report lines."""
+    """The requests folder of ``data_dir``: ``<id>.json`` holds paths, ``<id>.done.json`` the report."""
 
     def __init__(self, data_dir: Path) -> None:
         self.folder = Path(data_dir) / "requests"
@@ -107,8 +108,8 @@ class IndexRequests:
         tmp.rename(self.folder / f"{request}.json")  # atomic: the server never reads half a request
         return request
 
-    def wait(self, request: str, alive: Callable[[], bool]) -> list[str] | None:
-        """The report lines of ``request`` once answered; None (and the request withdrawn) when ``alive()``
+    def wait(self, request: str, alive: Callable[[], bool]) -> dict[str, Any] | None:
+        """The report of ``request`` once answered; None (and the request withdrawn) when ``alive()``
         turns False first, e.g. the serving process stopped."""
         done = self.folder / f"{request}.done.json"
         while not done.exists():
@@ -118,9 +119,9 @@ class IndexRequests:
                 if not done.exists():
                     return None
             time.sleep(_POLL_SECONDS)
-        lines = json.loads(done.read_text())
+        report: dict[str, Any] = json.loads(done.read_text())
         done.unlink()
-        return lines
+        return report
 
     def pending(self) -> list[tuple[str, list[Path]]]:
         """The queued requests, oldest first."""
@@ -133,19 +134,19 @@ class IndexRequests:
                     found.append((path.stat().st_mtime_ns, path.stem, [Path(s) for s in json.loads(path.read_text())]))
         return [(request, paths) for _, request, paths in sorted(found)]
 
-    def answer(self, request: str, lines: list[str]) -> None:
+    def answer(self, request: str, report: dict[str, Any]) -> None:
         tmp = self.folder / f".{request}.done.tmp"
-        tmp.write_text(json.dumps(lines))
+        tmp.write_text(json.dumps(report))
         tmp.rename(self.folder / f"{request}.done.json")
         with contextlib.suppress(FileNotFoundError):
             (self.folder / f"{request}.json").unlink()
 
 
 class IndexService(Background):
-    """The serving process's indexer: runs ``index(paths) -> report lines`` for each queued request, in a
-    thread of its own, so questions keep being answered while it works."""
+    """The serving process's indexer: runs ``index(paths) -> report`` for each queued request, in a thread of
+    its own, so questions keep being answered while it works. A failure is reported as ``{"error": reason}``."""
 
-    def __init__(self, requests: IndexRequests, index: Callable[[list[Path]], list[str]]) -> None:
+    def __init__(self, requests: IndexRequests, index: Callable[[list[Path]], dict[str, Any]]) -> None:
         super().__init__("citebot-indexer")
         self.requests, self._index = requests, index
 
@@ -153,11 +154,11 @@ class IndexService(Background):
         while not self._stop.wait(_POLL_SECONDS):
             for request, paths in self.requests.pending():
                 try:
-                    lines = self._index(paths)
+                    report = self._index(paths)
                 except Exception as exc:  # the bot goes on serving; the waiting command shows why
                     logger.exception("indexing %s for citebot index failed", [str(p) for p in paths])
-                    lines = [f"Error: indexing failed in the serving process: {exc}"]
-                self.requests.answer(request, lines)
+                    report = {"error": f"indexing failed in the serving process: {exc}"}
+                self.requests.answer(request, report)
 
 
 def acquire(lock: StoreLock, role: str, command: str, on_wait: Callable[[Holder], None],

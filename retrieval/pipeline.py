@@ -7,20 +7,22 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retrieval.answer import extractive_answer, is_relevant
 from retrieval.embeddings import Embedder, get_embedder
 from retrieval.errors import LLMError, UnverifiedAnswerError
 from retrieval.followup import condense_question
-from retrieval.llm import LLMAnswerer, SentenceCallback
-from retrieval.loaders import LoadedDocument
 from retrieval.prompts import LLM_UNAVAILABLE_NOTICE, LLM_UNVERIFIED_NOTICE
 from retrieval.search import Searcher, SearchResult
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkStore
-from retrieval.sync import ProgressFn, SyncReport, sync, sync_documents
 from retrieval.types import Answer, Passage, Scope, Turn, folder_of
+
+if TYPE_CHECKING:  # the LLM client (openai, langchain-openai) and the loaders (pypdf, docx, bs4) load when used
+    from retrieval.llm import LLMAnswerer, SentenceCallback
+    from retrieval.loaders import LoadedDocument
+    from retrieval.sync import ProgressFn, SyncReport
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +48,19 @@ class Pipeline:
         self.store = store or ChunkStore(self.settings, embedder)
         self.embedder = embedder
         self.searcher = Searcher(self.store, self.settings)
-        self.llm = LLMAnswerer(self.settings, embedder) if self.settings.llm_enabled else None
+        self.llm: LLMAnswerer | None = None
+        if self.settings.llm_enabled:
+            from retrieval.llm import LLMAnswerer
+
+            self.llm = LLMAnswerer(self.settings, embedder)
         # One sync at a time: a serving bot indexes from several threads (citebot index's hand-offs, the folder
         # watcher, kept replies, posted documents) and two syncs of one store must not interleave.
         self._indexing = threading.Lock()
 
     def index(self, paths: Iterable[Path], *, progress: ProgressFn | None = None) -> SyncReport:
-        """Bring the index in line with these files and folders."""
+        """Bring the index in line with these files and folders (a path that no longer exists is forgotten)."""
+        from retrieval.sync import sync
+
         with self._indexing:
             return sync(paths, self.store, self.settings, progress=progress)
 
@@ -60,6 +68,8 @@ class Pipeline:
         self, root: str, docs: Iterable[LoadedDocument], *, progress: ProgressFn | None = None
     ) -> SyncReport:
         """Bring the index in line with documents already in memory, the whole contents of ``root``."""
+        from retrieval.sync import sync_documents
+
         with self._indexing:
             return sync_documents(root, docs, self.store, self.settings, progress=progress)
 

@@ -105,22 +105,19 @@ class Searcher:
         ranking = self.store.keyword_search(question, _SCORED, folders) if mode != "dense" else []
         keyword, bm25 = ranking[:candidates], dict(ranking)
         t3 = time.perf_counter()
-        chunks = {c.id: (c, sim) for c, sim in dense}
-        missing = [i for i, _ in keyword if i not in chunks]
-        for chunk in self.store.get(missing, embeddings=True):
-            chunks[chunk.id] = (chunk, float(np.dot(query, np.asarray(chunk.embedding, dtype=np.float32))))
+        # Ids and scores first; texts and metadata only for the ``k`` passages kept (BENCHMARKS.md, Latency).
+        cosine = dict(dense)
+        missing = [i for i, _ in keyword if i not in cosine]
+        cosine |= {i: float(np.dot(query, v)) for i, v in self.store.vectors(missing).items()}
         fused = self._fuse(
-            [c.id for c, _ in dense],
-            [i for i, _ in keyword],
-            {i: sim for i, (_, sim) in chunks.items()},
-            {i: bm25.get(i, 0.0) for i in chunks},
-            mode,
+            [i for i, _ in dense], [i for i, _ in keyword], cosine, {i: bm25.get(i, 0.0) for i in cosine}, mode
         )
-        best = sorted((i for i in fused if i in chunks), key=fused.__getitem__, reverse=True)[:k]
-        dense_rank = {c.id: r for r, (c, _) in enumerate(dense, start=1)}
+        ranked = sorted((i for i in fused if i in cosine), key=fused.__getitem__, reverse=True)[:k]
+        dense_rank = {i: r for r, (i, _) in enumerate(dense, start=1)}
         keyword_rank = {i: r for r, (i, _) in enumerate(keyword, start=1)}
-        passages = [
-            _passage(chunks[i][0], fused[i], chunks[i][1], dense_rank.get(i), keyword_rank.get(i)) for i in best
+        passages = [  # a chunk deleted since the ranking is left out
+            _passage(chunk, fused[chunk.id], cosine[chunk.id], dense_rank.get(chunk.id), keyword_rank.get(chunk.id))
+            for chunk in self.store.get(ranked)
         ]
         timings = {"embed": t1 - t0, "dense": t2 - t1, "keyword": t3 - t2, "fuse": time.perf_counter() - t3}
         return SearchResult(passages, timings)

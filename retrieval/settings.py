@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +24,37 @@ def default_data_dir() -> Path:
 def env_alias(name: str) -> AliasChoices:
     """Accept the well-known variable name and its CITEBOT_-prefixed spelling."""
     return AliasChoices(name, f"CITEBOT_{name}")
+
+
+def setting_error(exc: ValidationError, *models: type[BaseSettings]) -> str:
+    """One line for a settings error: the environment variable, what it holds and what it accepts.
+
+    Args:
+        exc: what pydantic raised while reading the settings.
+        models: the settings classes that may have raised it (picked by ``exc.title``).
+    """
+    model = next((m for m in models if m.__name__ == exc.title), models[0])
+    first, *rest = exc.errors(include_url=False)
+    message = first["msg"].removeprefix("Value error, ").replace("Input should", "it should")
+    more = f" (and {len(rest)} more setting error(s))" if rest else ""
+    if not first["loc"]:  # a check across settings: its message names the variables
+        return message + more
+    variable, secret = _variable(model, [str(part) for part in first["loc"]])
+    shown = "" if secret else f"={first['input']!r}" if isinstance(first["input"], str) else ""
+    return f"{variable}{shown} is not accepted: {message}{more}"
+
+
+def _variable(model: type[BaseSettings], loc: list[str]) -> tuple[str, bool]:
+    """The environment variable of the field at ``loc`` (nested settings followed) and whether it is secret."""
+    field: Any = model.model_fields.get(loc[0])
+    if field is None:
+        return loc[0], False
+    nested = field.annotation
+    if len(loc) > 1 and isinstance(nested, type) and issubclass(nested, BaseSettings):
+        return _variable(nested, loc[1:])
+    alias, prefix = field.validation_alias, model.model_config.get("env_prefix", "")
+    name = alias.choices[0] if isinstance(alias, AliasChoices) else f"{prefix}{loc[0]}"
+    return str(name).upper(), "SecretStr" in str(field.annotation)
 
 
 class RetrievalSettings(BaseSettings):
@@ -102,7 +134,23 @@ class RetrievalSettings(BaseSettings):
     def _check(self) -> RetrievalSettings:
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError("CITEBOT_CHUNK_OVERLAP must be smaller than CITEBOT_CHUNK_SIZE")
+        if self.chroma_host and ("://" in self.chroma_host or self.chroma_host.count(":") == 1):
+            self._split_chroma_url(self.chroma_host if "://" in self.chroma_host else f"http://{self.chroma_host}")
         return self
+
+    def _split_chroma_url(self, url: str) -> None:
+        """Read ``CHROMA_HOST=http(s)://host[:port]`` (or ``host:port``) as host, port and TLS, as a user pasting
+        a URL means."""
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.path not in ("", "/"):
+            raise ValueError(f"CHROMA_HOST={self.chroma_host!r} is not accepted: give a host name "
+                             "(CHROMA_HOST=chroma.example.org CHROMA_PORT=8000) or a URL like http://chroma.example.org:8000")
+        self.chroma_host, self.chroma_ssl = parts.hostname, parts.scheme == "https"
+        self.chroma_port = port or self.chroma_port
 
     @property
     def llm_enabled(self) -> bool:

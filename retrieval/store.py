@@ -19,13 +19,12 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import chromadb
 import httpx
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
-from langchain_core.documents import Document
 
 from retrieval.catalog import FORMAT, Catalog, ChunkTerms, DocumentRow
 from retrieval.embeddings import ChromaEmbeddingFunction, Embedder
@@ -33,6 +32,9 @@ from retrieval.errors import ConfigError, StoreError
 from retrieval.keyword import keyword_text
 from retrieval.settings import RetrievalSettings
 from retrieval.types import Scope, folder_of
+
+if TYPE_CHECKING:  # a question never loads LangChain: only indexing makes Documents
+    from langchain_core.documents import Document
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +110,11 @@ def make_client(settings: RetrievalSettings) -> chromadb.ClientAPI:
         path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
     except Exception as exc:  # chromadb raises plain ValueError/ConnectionError/... here
-        where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else settings.data_dir
-        raise StoreError(f"cannot open the Chroma store at {where}: {exc}") from exc
+        if settings.chroma_host:
+            raise StoreError(f"cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} "
+                             f"({exc}): is it running? check CHROMA_HOST and CHROMA_PORT") from exc
+        raise StoreError(f"cannot open the Chroma store in {settings.data_dir} ({exc}): set CITEBOT_DATA_DIR to a "
+                         "folder you may write") from exc
 
 
 class ChunkStore:
@@ -280,10 +285,10 @@ class ChunkStore:
             logger.info("catalog caught up with %d changed document(s), generation %d", changed, generation)
         return changed
 
-    def query(self, embedding: np.ndarray, k: int, folders: Sequence[str] | None = None,
-              ) -> list[tuple[StoredChunk, float]]:
-        """The ``k`` nearest chunks (fewer when the store holds fewer) with their cosine similarity, best first;
-        only chunks of ``folders`` when given (Chroma filters before it ranks)."""
+    def query(self, embedding: np.ndarray, k: int, folders: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """The ids of the ``k`` nearest chunks (fewer when the store holds fewer) with their cosine similarity,
+        best first; only chunks of ``folders`` when given (Chroma filters before it ranks). Only ids and
+        distances: a search reads the texts of the few passages it keeps (``get``)."""
         if folders is not None and not folders:
             return []
         # Chroma returns what it holds for any k, so no count() first: counting scans the collection (9 ms
@@ -293,10 +298,16 @@ class ChunkStore:
             query_embeddings=[embedding],
             n_results=k,
             where=None if folders is None else {"folder": {"$in": list(folders)}},
-            include=["documents", "metadatas", "distances"],
+            include=["distances"],
         )
-        rows = zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True)
-        return [(StoredChunk(i, d, dict(m)), 1.0 - float(dist)) for i, d, m, dist in rows]
+        return [(i, 1.0 - float(dist)) for i, dist in zip(res["ids"][0], res["distances"][0], strict=True)]
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored embeddings of these ids (unknown ids are left out), without their texts."""
+        if not ids:
+            return {}
+        res = self._call(self._collection.get, ids=list(ids), include=["embeddings"])
+        return {i: np.asarray(res["embeddings"][n], dtype=np.float32) for n, i in enumerate(res["ids"])}
 
     def get(self, ids: Sequence[str], *, embeddings: bool = False) -> list[StoredChunk]:
         """The chunks with these ids (unknown ids are left out), in the order given."""

@@ -2,9 +2,10 @@
 
 A document whose bytes hash the same as its stored chunks (all present) is left alone; a changed one is
 re-chunked, re-embedded and replaced; a file that disappeared from an indexed folder has its chunks
-removed. What is stored is read from the store's catalog (one row per document), never from the chunks,
-and a file whose size and modification time match the catalog's is not even hashed. Unreadable files are
-skipped with a one-line reason and counted; the run goes on.
+removed, and so has every document of a file or folder given that no longer exists. What is stored is read
+from the store's catalog (one row per document), never from the chunks, and a file whose size and
+modification time match the catalog's is not even hashed. Unreadable files are skipped with a one-line
+reason and counted; the run goes on.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from langchain_core.documents import Document
@@ -52,9 +54,19 @@ class SyncReport:
         )
 
     def lines(self) -> list[str]:
-        """The report as ``citebot index`` prints it: the summary, then a line per skipped or removed file."""
-        return ([f"Indexed: {self.summary()}"] + [f"  skipped {s.source}: {s.reason}" for s in self.skipped]
-                + [f"  removed {source}" for source in self.removed])
+        """The report as ``citebot index`` prints it: the summary, then a line per file that changed or was
+        skipped (unchanged files are only counted)."""
+        named = [f"  {verb} {source}" for verb, sources in (("added", self.added), ("updated", self.updated),
+                                                             ("removed", self.removed)) for source in sources]
+        return [f"Indexed: {self.summary()}", *named, *(f"  skipped {s.source}: {s.reason}" for s in self.skipped)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SyncReport:
+        """The report ``to_dict`` gave, e.g. back from the serving process that indexed for ``citebot index``."""
+        return cls(**{**data, "skipped": [Skipped(**s) for s in data.get("skipped", [])]})
 
 
 ProgressFn = Callable[[str, int, int], None]  # (current source, documents done, documents total)
@@ -94,7 +106,13 @@ def sync(
             return False
 
     items: list[_Item] = []
-    for item in discover(paths):
+    present = [p for p in paths if p.exists() or p.is_symlink()]
+    for gone in (p for p in paths if p not in present):
+        forgotten = forget(gone, store)
+        report.removed += forgotten
+        if not forgotten:
+            report.skipped.append(Skipped(gone.as_posix(), "not found"))
+    for item in discover(present):
         if isinstance(item, Skipped):
             if not any(ours(Path(folder) / item.source) for folder in folders):
                 report.skipped.append(item)
@@ -108,6 +126,22 @@ def sync(
             )
     _run(items, folders, store, settings, report, progress)
     return report
+
+
+def forget(path: Path, store: ChunkStore) -> list[str]:
+    """Remove from ``store`` every document indexed at or below ``path`` (a folder or file, there or not) and
+    return their paths. The catalog knows folders only by a hash, so ``path`` itself and each of its parents
+    are tried as the folder it was indexed from."""
+    path = path.resolve()
+    removed = []
+    for root in (path, *path.parents):
+        inside = "" if root == path else path.relative_to(root).as_posix()
+        sources = sorted(s for s in store.document_states(str(root))
+                         if not inside or s == inside or s.startswith(inside + "/"))
+        if sources:
+            store.remove(str(root), sources)
+            removed += [(root / s).as_posix() for s in sources]
+    return removed
 
 
 def sync_documents(

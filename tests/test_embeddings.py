@@ -14,12 +14,12 @@ import pytest
 from retrieval.embeddings import (
     MODELS,
     ChromaEmbeddingFunction,
-    LangChainEmbeddings,
     ModelSpec,
     OnnxEmbedder,
     get_embedder,
 )
 from retrieval.errors import ConfigError, EmbedderError
+from retrieval.langchain_embeddings import LangChainEmbeddings
 
 DOCS = {
     "checkpoints": "PD-1 and CTLA-4 immune checkpoint inhibitors reactivate T cells against tumours.",

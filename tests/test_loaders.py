@@ -231,7 +231,7 @@ def test_load_text_with_byte_order_mark(tmp_path: Path, encoding: str) -> None:
 def test_load_text_over_50_mb(tmp_path: Path) -> None:
     line = "Fibroblasts and immune cells shape the tumor microenvironment.\n"
     path = tmp_path / "big.txt"
-    path.write_text("Big log\n" + line * (51_000_000 // len(line)) + "PMID: 12345\n")
+    path.write_text("Big log\n" + line * (51_000_000 // len(line)) + "\nPMID: 12345\n")  # a closing metadata line
     doc = load(path, tmp_path)
     assert len(doc.text) > 50_000_000
     assert doc.metadata["pmid"] == "12345"
@@ -277,6 +277,22 @@ def test_parse_identifiers_inline_forms(text: str, expected: dict[str, str | int
 def test_parse_identifiers_prefers_labeled_doi_over_a_cited_one() -> None:
     text = "As shown in 10.1000/other.2 ...\nDOI: 10.1000/this.1"
     assert parse_identifiers(text)["doi"] == "10.1000/this.1"
+
+
+BODY = "The reader fits its weights on the questions of a development fold. " * 60  # past the first page
+
+
+def test_parse_identifiers_ignores_the_works_a_document_cites() -> None:
+    text = (f"R FAQ\n\n{BODY}\n\nReferences\n\nIhaka R, Gentleman R (1996). R: A language for data analysis "
+            "and graphics. J Comput Graph Stat 5:299-314. doi:10.1080/10618600.1996.10474713. PMID: 9999. PMC123456")
+    assert parse_identifiers(text) == {}
+
+
+def test_parse_identifiers_reads_the_first_page_and_a_closing_metadata_block() -> None:
+    assert parse_identifiers(f"A paper\nhttps://doi.org/10.1000/own.1\n{BODY} cites doi:10.1000/other.2") == {
+        "doi": "10.1000/own.1"}
+    block = f"{BODY}\n\nIdentifiers\n- DOI\n- 10.1000/own.3\n- PMID\n- 42\n- PMCID\n- PMC8084948\n"
+    assert parse_identifiers(block) == {"doi": "10.1000/own.3", "pmid": "42", "pmcid": "PMC8084948"}
 
 
 # --- discover ----------------------------------------------------------------------------------------

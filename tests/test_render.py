@@ -48,10 +48,11 @@ def squeeze(text: str) -> str:
 # --- plain lines and the terminal ---------------------------------------------------------------------
 
 
-def test_source_line_shows_title_identifiers_location_and_quote(make_answer) -> None:
+def test_source_line_shows_title_identifiers_location_file_and_quote(make_answer) -> None:
     first, second = make_answer().citations
     assert render.source_line([first]) == (
         "[1] Targeting the tumour microenvironment, DOI 10.1038/s41571-020-0403-1, page 3\n"
+        "    papers/tme-review.pdf\n"
         '    "Cancer-associated fibroblasts and tumour-associated macrophages are the main therapeutic targets."'
     )
     assert render.source_line([second]).startswith(
@@ -65,8 +66,9 @@ def test_source_line_lists_every_quote_of_one_document_under_its_number(make_ans
     same_document = Citation(1, second.passage, second.quote, second.start, second.end)
     answer.citations = [first, same_document]
     (group,) = render.groups(answer.citations)
-    head, *quotes = render.source_line(group).splitlines()
+    head, path, *quotes = render.source_line(group).splitlines()
     assert head.startswith("[1] Targeting the tumour microenvironment") and "section Clinical trials" in head
+    assert path.strip() == "papers/tme-review.pdf"
     assert [q.strip().strip('"') for q in quotes] == [first.quote, second.quote]
     assert render.to_terminal(answer).count("[1] Targeting") == 1
 

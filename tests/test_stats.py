@@ -57,13 +57,13 @@ def test_stats_json_is_machine_readable(feedback) -> None:
 
 def test_stats_without_questions_says_so() -> None:
     result = CliRunner().invoke(cli, ["stats"])
-    assert result.exit_code == 0 and "No questions asked yet" in result.output
+    assert result.exit_code == 0 and "No questions asked in the chat bots yet" in result.output
 
 
 def test_stats_on_a_damaged_database_warns_and_starts_afresh(settings) -> None:
     settings.data_dir.mkdir(parents=True)
     (settings.data_dir / "feedback.db").write_bytes(b"\x00garbage from a failing disk" * 500)
     result = CliRunner().invoke(cli, ["stats"])
-    assert result.exit_code == 0 and "No questions asked yet." in result.output
+    assert result.exit_code == 0 and "No questions asked in the chat bots yet" in result.output
     [aside] = settings.data_dir.glob("feedback.db.damaged-*")
     assert aside.read_bytes().startswith(b"\x00garbage")

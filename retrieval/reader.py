@@ -280,13 +280,19 @@ def _rows(question: str, passages: Sequence[Passage], wanted: dict[str, float]) 
 
 
 def features(
-    question: str, passages: Sequence[Passage], embedder: Embedder, *, limit: int | None = None
+    question: str,
+    passages: Sequence[Passage],
+    embedder: Embedder,
+    *,
+    limit: int | None = None,
+    wanted: dict[str, float] | None = None,
 ) -> tuple[list[_Row], np.ndarray]:
     """Candidates and their full feature matrix (for fitting and reading).
 
     With ``limit``, only the ``limit`` candidates the cheap model likes best are embedded and returned.
+    ``wanted`` is ``question_weights(question, passages)`` when the caller has it already.
     """
-    rows = _rows(question, passages, question_weights(question, passages))
+    rows = _rows(question, passages, question_weights(question, passages) if wanted is None else wanted)
     if limit is not None and len(rows) > limit:
         cheap = _model("cheap")(np.asarray([r.cheap for r in rows]))
         keep = sorted(np.argsort(-cheap, kind="stable")[:limit])
@@ -302,10 +308,16 @@ def features(
 
 
 def question_features(
-    question: str, passages: Sequence[Passage], rows: Sequence[_Row], matrix: np.ndarray, probability: np.ndarray
+    question: str,
+    passages: Sequence[Passage],
+    rows: Sequence[_Row],
+    matrix: np.ndarray,
+    probability: np.ndarray,
+    *,
+    wanted: dict[str, float] | None = None,
 ) -> np.ndarray:
     """What the answerable model sees: the best candidates, and how much of the question the passages cover."""
-    wanted = question_weights(question, passages)
+    wanted = question_weights(question, passages) if wanted is None else wanted
     if not rows:
         return np.zeros(len(ANSWERABLE_FEATURES))
     order = np.argsort(-probability, kind="stable")
@@ -352,11 +364,14 @@ def _context_cosine(rows: list[_Row], cosine: np.ndarray, i: int) -> float:
 
 def read(question: str, passages: Sequence[Passage], embedder: Embedder) -> Reading:
     """Score every candidate sentence of ``passages``; candidates come back best first."""
-    rows, matrix = features(question, passages, embedder, limit=weights()["embed_limit"])
+    wanted = question_weights(question, passages)
+    rows, matrix = features(question, passages, embedder, limit=weights()["embed_limit"], wanted=wanted)
     if not rows:
         return Reading([], 0.0)
     probability = _model("sentence")(matrix)
-    answerable = _model("answerable")(question_features(question, passages, rows, matrix, probability)[None, :])
+    answerable = _model("answerable")(
+        question_features(question, passages, rows, matrix, probability, wanted=wanted)[None, :]
+    )
     candidates = [
         Candidate(rows[i].passage, rows[i].rank, rows[i].start, rows[i].end, rows[i].terms, float(probability[i]))
         for i in np.argsort(-probability, kind="stable")

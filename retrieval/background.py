@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from typing import Self
 
 
-class Background:
+class Background(ABC):
     """Runs ``self._run()`` on a daemon thread between ``start()`` and ``stop()``; ``_stop`` is set on stop."""
 
     def __init__(self, name: str) -> None:
@@ -21,5 +22,6 @@ class Background:
         self._stop.set()
         self._thread.join(timeout=30)
 
+    @abstractmethod
     def _run(self) -> None:
-        raise NotImplementedError
+        """The loop; it returns once ``self._stop`` is set."""

@@ -64,7 +64,7 @@ from bot.telegram_messages import (
     core_of,
     expire_button,
     incoming,
-    presser,
+    pressed,
     reply_to,
     strip_mention,
 )
@@ -278,11 +278,9 @@ async def reject_non_text(update: Update, context: Context) -> None:
 
 async def show_sources(update: Update, context: Context) -> None:
     """Show the quoted passages of an answer as a new message; its ◀ ▶ buttons page through them in place."""
-    query, who = update.callback_query, presser(update)
-    match = _SOURCES.fullmatch(query.data or "") if query else None
-    if query is None or who is None or match is None or not isinstance(query.message, Message):
-        await expire_button(update, context)
+    if (press := await pressed(update, context, _SOURCES, on_message=True)) is None:
         return
+    query, who, match = press
     reply = await core_of(context).sources(match[1], who)
     if reply.stored is None:
         await query.answer(reply.text)
@@ -307,11 +305,9 @@ async def show_sources(update: Update, context: Context) -> None:
 
 async def vote(update: Update, context: Context) -> None:
     """Store a 👍 or 👎 on an answer and thank the user."""
-    query, who = update.callback_query, presser(update)
-    match = _VOTE.fullmatch(query.data or "") if query else None
-    if query is None or who is None or match is None:
-        await expire_button(update, context)
+    if (press := await pressed(update, context, _VOTE)) is None:
         return
+    query, who, match = press
     reply = await core_of(context).vote(match[1], who, int(match[2]))
     await query.answer(reply.text)
 

@@ -23,10 +23,9 @@ from bot.telegram_messages import (
     Context,
     addressed,
     core_of,
-    expire_button,
     incoming,
     name_of,
-    presser,
+    pressed,
     reply_to,
     strip_mention,
 )
@@ -41,11 +40,9 @@ DIGEST_JOB = "citebot-digest"
 
 async def ask_person(update: Update, context: Context) -> None:
     """Post the question and its answer to the help-desk group; tell the presser privately."""
-    query, who = update.callback_query, presser(update)
-    match = ASK.fullmatch(query.data or "") if query else None
-    if query is None or who is None or match is None or not isinstance(query.message, Message):
-        await expire_button(update, context)
+    if (press := await pressed(update, context, ASK, on_message=True)) is None:
         return
+    query, who, match = press
     answer, asker = query.message, name_of(query.from_user)
 
     async def post(stored: StoredAnswer, helpdesk: str) -> tuple[str, str]:
@@ -62,11 +59,9 @@ async def ask_person(update: Update, context: Context) -> None:
 
 async def withdraw(update: Update, context: Context) -> None:
     """A responder's Withdraw press: the kept reply is no source any more; its confirmation says so."""
-    query, who = update.callback_query, presser(update)
-    match = FORGET.fullmatch(query.data or "") if query else None
-    if query is None or who is None or match is None:
-        await expire_button(update, context)
+    if (press := await pressed(update, context, FORGET)) is None:
         return
+    query, who, match = press
     reply = await core_of(context).withdraw(match[1], who)
     await query.answer(reply.text)
     if reply.kind == "withdrawn":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from telegram import Bot, LinkPreviewOptions, Message, MessageEntity, ReplyParameters, Update, User
+from telegram import Bot, CallbackQuery, LinkPreviewOptions, Message, MessageEntity, ReplyParameters, Update, User
 from telegram.ext import ContextTypes
 
 from bot.core import ChatCore, IncomingMessage
@@ -74,3 +74,16 @@ async def expire_button(update: Update, context: Context) -> None:
     """Answer a button this version does not know (an old keyboard) so the client stops waiting."""
     if update.callback_query:
         await update.callback_query.answer(UNAVAILABLE_TEXT)
+
+
+async def pressed(
+    update: Update, context: Context, pattern: re.Pattern[str], *, on_message: bool = False
+) -> tuple[CallbackQuery, IncomingMessage, re.Match[str]] | None:
+    """The press of a button whose data ``pattern`` reads (on a message still there, with ``on_message``), or
+    None once a press it cannot read has been answered as expired."""
+    query, who = update.callback_query, presser(update)
+    match = pattern.fullmatch(query.data or "") if query else None
+    if query is None or who is None or match is None or (on_message and not isinstance(query.message, Message)):
+        await expire_button(update, context)
+        return None
+    return query, who, match

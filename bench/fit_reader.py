@@ -1,6 +1,9 @@
-"""Fit the reader's weights and the answer's operating points on COVID-QA's development questions.
+"""Fit the reader's weights and the answer's operating points on development questions with gold answers.
 
-    CITEBOT_DATA_DIR=bench/results/data .venv/bin/python bench/fit_reader.py ../shared/bench/covidqa
+    CITEBOT_DATA_DIR=bench/results/data .venv/bin/python bench/fit_reader.py ../shared/bench/covidqa [MORE ...]
+
+Each folder holds a BEIR dataset with ``answers.jsonl`` (COVID-QA's papers; ``bench/data/manuals``, software
+manuals); their tune folds are fitted on together and the figures are reported per dataset.
 
 Questions are split by their paper into a "tune" and a "held" fold (``answer_eval.fold``). Everything is
 fitted on the tune fold only:
@@ -35,6 +38,7 @@ import platform
 import random
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +57,7 @@ from retrieval.answer_eval import (
 from retrieval.keyword import analyze
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
+from retrieval.types import Passage
 
 RESULTS = Path(__file__).parent / "results"
 WEIGHTS = Path(__file__).parent.parent / "retrieval" / "reader_weights.json"
@@ -114,16 +119,33 @@ class _Cached:
         self.embedder, self.vectors = embedder, {}
 
     def embed(self, texts):
+        return self.embed_tokens(texts)[0]
+
+    def embed_tokens(self, texts):
         missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
         if missing:
-            self.vectors.update(zip(missing, self.embedder.embed(missing), strict=True))
-        return np.asarray([self.vectors[t] for t in texts])
+            vectors, tokens = self.embedder.embed_tokens(missing)
+            self.vectors.update(zip(missing, zip(vectors, tokens, strict=True), strict=True))
+        return np.asarray([self.vectors[t][0] for t in texts]), [self.vectors[t][1] for t in texts]
 
 
 def _store(models: dict) -> None:
     WEIGHTS.write_text(json.dumps(models, indent=1) + "\n", encoding="utf-8")
     reader.weights.cache_clear()
     reader._model.cache_clear()
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A question as the bot reads it: the text searched (acronyms spelled out) and the passages found."""
+
+    text: str
+    passages: list[Passage]
+
+
+def ask(pipeline: Pipeline, question: str) -> Asked:
+    found = pipeline.search(question, k=pipeline.settings.read_k)
+    return Asked(found.question, found.passages)
 
 
 def open_pipelines(folder: Path) -> tuple[evaluate.Dataset, dict[str, Gold], Pipeline, dict[int, Pipeline]]:
@@ -134,38 +156,58 @@ def open_pipelines(folder: Path) -> tuple[evaluate.Dataset, dict[str, Gold], Pip
     return data, golds, full, open_variants(full, data, golds)
 
 
+def ask_all(folder: Path, donors: list[str]) -> tuple[str, dict[str, Gold], dict[tuple[str, str], Asked], Pipeline]:
+    """Every question of a dataset asked as the bot asks it: of the full index ("full"), of the index without
+    its paper ("void"), and (tune questions) entity-swapped of the full index ("swap")."""
+    data, golds, full, variants = open_pipelines(folder)
+    asked = {}
+    for q, g in golds.items():
+        asked[(q, "full")] = ask(full, data.queries[q])
+        asked[(q, "void")] = ask(variants[half(g.doc_id)], data.queries[q])
+    vocabulary = {t for title, text in data.corpus.values() for t in analyze(f"{title} {text}")}
+    tune = {q: data.queries[q] for q, g in golds.items() if fold(g.doc_id) == "tune"}
+    for q, text in swap_entities(tune, donors, vocabulary).items():
+        asked[(q, "swap")] = ask(full, text)
+    return data.name, golds, asked, full
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dataset", type=Path)
+    parser.add_argument("dataset", type=Path, nargs="+", help="folders with answers.jsonl; their tune folds are "
+                        "fitted on together")
     parser.add_argument("--swap-words", type=Path, help="queries.jsonl of another dataset, for entity-swapped "
-                        "questions (default: the scifact folder beside the dataset)")
+                        "questions (default: the scifact folder beside the first dataset)")
     args = parser.parse_args()
     t0 = time.time()
     RESULTS.mkdir(exist_ok=True)
-    data, golds, full, variants = open_pipelines(args.dataset)
+    donors = donor_words(args.swap_words or args.dataset[0].parent / "scifact" / "queries.jsonl")
+    golds: dict[str, Gold] = {}
+    asked: dict[tuple[str, str], Asked] = {}
+    source: dict[str, str] = {}  # question -> its dataset's name
+    for folder in args.dataset:
+        name, more_golds, more_asked, full = ask_all(folder, donors)
+        golds |= more_golds
+        asked |= more_asked
+        source |= dict.fromkeys(more_golds, name)
     settings = full.settings
     embedder = _Cached(full.store.embedder)
     tune = [q for q, g in golds.items() if fold(g.doc_id) == "tune"]
-    print(f"{len(golds)} questions: {len(tune)} tune, {len(golds) - len(tune)} held")
-
-    searched = {q: full.search(data.queries[q], k=settings.read_k).passages for q in golds}
-    vocabulary = {t for title, text in data.corpus.values() for t in analyze(f"{title} {text}")}
-    donors = donor_words(args.swap_words or args.dataset.parent / "scifact" / "queries.jsonl")
-    swapped = swap_entities({q: data.queries[q] for q in tune}, donors, vocabulary)
-    swapped_passages = {q: full.search(text, k=settings.read_k).passages for q, text in swapped.items()}
-    void = {q: variants[half(g.doc_id)].search(data.queries[q], k=settings.read_k).passages for q, g in golds.items()}
+    held = [q for q in golds if q not in set(tune)]
+    swapped = [q for q, v in asked if v == "swap"]
+    print(f"{len(golds)} questions: {len(tune)} tune, {len(held)} held")
 
     # 1. the cheap model, on every candidate of the tune questions
     cheap_x, cheap_y, per_question = [], [], {}
     for q in tune:
-        wanted = reader.question_weights(data.queries[q], searched[q])
-        rows = reader._rows(data.queries[q], searched[q], wanted)
+        a = asked[(q, "full")]
+        rows = reader._rows(a.text, a.passages, reader.question_weights(a.text, a.passages))
         labels = [holds(r.passage.text[r.start : r.end], golds[q]) for r in rows]
         cheap_x += [r.cheap for r in rows]
         cheap_y += labels
         per_question[q] = (np.asarray([r.cheap for r in rows]), np.asarray(labels))
     cheap = fit_logistic(np.asarray(cheap_x), np.asarray(cheap_y, dtype=float), reader.CHEAP_FEATURES)
     model = reader._Logistic.from_dict(cheap)
+    _store({"cheap": cheap})  # the cut below is this model's
 
     # 2. the embedding budget: the best answering sentence must survive the cheap cut
     with_answer = [q for q, (_, y) in per_question.items() if y.any()]
@@ -179,13 +221,7 @@ def main() -> None:
     print("answering sentence kept by the cheap cut:", {n: round(float(v), 3) for n, v in kept.items()})
 
     def featurize(limit: int) -> dict:
-        out = {}
-        for q in golds:
-            for variant, passages in (("full", searched[q]), ("void", void[q])):
-                out[(q, variant)] = reader.features(data.queries[q], passages, embedder, limit=limit)
-        for q, text in swapped.items():
-            out[(q, "swap")] = reader.features(text, swapped_passages[q], embedder, limit=limit)
-        return out
+        return {key: reader.features(a.text, a.passages, embedder, limit=limit) for key, a in asked.items()}
 
     # 2. the sentence model, on the candidates of the wide budget
     feats = featurize(wide)
@@ -198,15 +234,15 @@ def main() -> None:
     def top3(limit: int, questions: list[str]) -> float:
         hits = []
         for q in questions:
-            rows, x = reader.features(data.queries[q], searched[q], embedder, limit=limit)
+            a = asked[(q, "full")]
+            rows, x = reader.features(a.text, a.passages, embedder, limit=limit)
             y = [holds(r.passage.text[r.start : r.end], golds[q]) for r in rows]
             order = np.argsort(-sentence_model(x), kind="stable")[:3] if rows else []
             hits.append(any(y[i] for i in order))
         return float(np.mean(hits))
 
     budgets = [n for n in LIMITS if n <= wide]
-    read_as_well = {n: {"tune": top3(n, tune), "held": top3(n, [q for q in golds if q not in set(tune)])}
-                    for n in budgets}
+    read_as_well = {n: {"tune": top3(n, tune), "held": top3(n, held)} for n in budgets}
     embed_limit = next(n for n in budgets if read_as_well[n]["tune"] >= read_as_well[wide]["tune"] - 0.005)
     print("top 3 holds gold by embedding budget:", read_as_well, "kept:", embed_limit)
     if embed_limit != wide:
@@ -221,36 +257,32 @@ def main() -> None:
     # 4. the answerable model
     def question_row(q: str, variant: str) -> np.ndarray:
         rows, x = feats[(q, variant)]
-        text = swapped[q] if variant == "swap" else data.queries[q]
-        passages = {"full": searched, "void": void, "swap": swapped_passages}[variant][q]
+        a = asked[(q, variant)]
         probability = sentence_model(x) if rows else np.zeros(0)
-        return reader.question_features(text, passages, rows, x, probability)
+        return reader.question_features(a.text, a.passages, rows, x, probability)
 
     variants = [(q, v) for q in tune for v in ("full", "void")] + [(q, "swap") for q in swapped]
     with (RESULTS / "reader-questions.pkl").open("wb") as fh:  # the answerable model's rows, both folds
-        every = [(q, v) for q in golds for v in ("full", "void")] + [(q, "swap") for q in swapped]
-        pickle.dump({key: question_row(*key) for key in every}, fh)
+        pickle.dump({key: question_row(*key) for key in asked}, fh)
     qx = [question_row(q, v) for q, v in variants]
     qy = [1.0 if v == "full" else 0.0 for _, v in variants]
     answerable = fit_logistic(np.asarray(qx), np.asarray(qy), reader.ANSWERABLE_FEATURES)
+    fitted_on = f"tune folds of {' + '.join(dict.fromkeys(source.values()))}, {len(tune)} questions"
     models = {"cheap": cheap, "embed_limit": embed_limit, "sentence": sentence, "answerable": answerable,
-              "fitted_on": f"{data.name} tune fold, {len(tune)} questions", "date": time.strftime("%Y-%m-%d")}
+              "fitted_on": fitted_on, "date": time.strftime("%Y-%m-%d")}
     _store(models)
 
     # 5. operating points, replayed through the real reader and composer
-    readings = {}
-    for q in golds:
-        for variant, passages in (("full", searched[q]), ("void", void[q])):
-            readings[(q, variant)] = reader.read(data.queries[q], passages, embedder)
+    readings = {key: reader.read(a.text, a.passages, embedder) for key, a in asked.items()}
 
     def evaluate_at(decline: float, support: float, questions: list[str]) -> dict:
         s = settings.model_copy(update={"min_answer_probability": decline, "min_support_probability": support})
         scores = AnswerScores()
         for q in questions:
-            for variant, passages in (("full", searched[q]), ("void", void[q])):
-                text = data.queries[q]
-                relevant = is_relevant(passages, s)
-                answer = compose(text, passages, readings[(q, variant)], s) if relevant else declined(text, passages)
+            for variant in ("full", "void"):
+                a = asked[(q, variant)]
+                answer = (compose(a.text, a.passages, readings[(q, variant)], s) if is_relevant(a.passages, s)
+                          else declined(a.text, a.passages))
                 scores.add(golds[q], answer, answerable=variant == "full")
         return scores.summary()
 
@@ -267,11 +299,15 @@ def main() -> None:
         shapes.append({"support": float(support), **row})
     fits = [s for s in shapes if s["mean_words"] <= MAX_MEAN_WORDS] or shapes[-1:]
     support = max(fits, key=lambda s: (s["holds_gold"], s["support"]))["support"]
-    held = [q for q in golds if q not in set(tune)]
-    swap_readings = {q: reader.read(text, swapped_passages[q], embedder) for q, text in swapped.items()}
     swap_declined = np.mean([
-        swap_readings[q].answerable < decline or not is_relevant(swapped_passages[q], settings) for q in swapped
+        readings[(q, "swap")].answerable < decline or not is_relevant(asked[(q, "swap")].passages, settings)
+        for q in swapped
     ])  # fmt: skip
+    by_dataset = {
+        name: {part: evaluate_at(decline, support, [q for q in qs if source[q] == name])
+               for part, qs in (("tune", tune), ("held", held))}
+        for name in dict.fromkeys(source.values())
+    }
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
@@ -280,12 +316,13 @@ def main() -> None:
         "min_answer_probability": decline, "min_support_probability": support,
         "decline_curve_tune": curve, "support_curve_tune": shapes,
         "tune": evaluate_at(decline, support, tune), "held": evaluate_at(decline, support, held),
+        "by_dataset": by_dataset,
         "entity_swapped_declined_tune": float(swap_declined),
         "seconds": round(time.time() - t0),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "fit_reader.json").write_text(json.dumps(report, indent=1, default=float) + "\n", encoding="utf-8")
-    shown = ("embed_limit", "min_answer_probability", "min_support_probability", "tune", "held",
+    shown = ("embed_limit", "min_answer_probability", "min_support_probability", "by_dataset",
              "entity_swapped_declined_tune")
     print(json.dumps({k: report[k] for k in shown}, indent=1, default=float))
 

@@ -30,7 +30,7 @@ import corpora
 import numpy as np
 
 from retrieval.chunking import split
-from retrieval.embeddings import Embedder, get_embedder
+from retrieval.embeddings import Embedder, TokenVectors, get_embedder
 from retrieval.evaluate import load_beir
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
@@ -53,6 +53,13 @@ class TimedEmbedder:
         start = time.perf_counter()
         try:
             return self.inner.embed(texts)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def embed_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenVectors]]:
+        start = time.perf_counter()
+        try:
+            return self.inner.embed_tokens(texts)
         finally:
             self.seconds += time.perf_counter() - start
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from retrieval.embeddings import Embedder
+from retrieval.citations import MARKER
+from retrieval.embeddings import TokenEmbedder
 from retrieval.keyword import analyze
 from retrieval.prompts import NOT_FOUND_PROMPT
-from retrieval.reader import Candidate, Reading, read
+from retrieval.reader import Candidate, Reading, quotable, read
 from retrieval.sentences import spans
 from retrieval.settings import RetrievalSettings
 from retrieval.types import Answer, Citation, Passage
@@ -44,7 +45,7 @@ def declined(question: str, passages: Sequence[Passage]) -> Answer:
 
 
 def extractive_answer(
-    question: str, passages: Sequence[Passage], settings: RetrievalSettings, embedder: Embedder
+    question: str, passages: Sequence[Passage], settings: RetrievalSettings, embedder: TokenEmbedder
 ) -> Answer:
     """Answer ``question`` by quoting the sentences of ``passages`` that answer it, each with its ``[n]``."""
     if not is_relevant(passages, settings):
@@ -75,7 +76,9 @@ def compose(question: str, passages: Sequence[Passage], reading: Reading, settin
     def cite(q: Candidate) -> str:
         number = numbers.setdefault(q.passage.document, len(numbers) + 1)
         citations.append(Citation(number, q.passage, q.text, q.start, q.end))
-        return f"{q.text} [{number}]"
+        # The document's own reference markers ("... cite [9] ...") would read as ours: the answer leaves them
+        # out; the citation keeps the exact quote.
+        return f"{' '.join(MARKER.sub('', q.text).split())} [{number}]"
 
     paragraphs = [" ".join(cite(q) for q in lead)]
     if support:
@@ -107,6 +110,7 @@ def _lead(best: Candidate, candidates: Sequence[Candidate]) -> list[Candidate]:
 
 
 def _next_sentence(c: Candidate) -> tuple[int, int] | None:
+    """The sentence after ``c`` in its passage, when it can be quoted."""
     later = [(a, b) for a, b in spans(c.passage.text) if a >= c.end]
-    return later[0] if later else None
+    return later[0] if later and quotable(c.passage.text[slice(*later[0])]) else None
 

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from retrieval.citations import MARKER
-from retrieval.embeddings import Embedder
+from retrieval.embeddings import TokenVectors
 from retrieval.evaluate import Dataset
 from retrieval.loaders import LoadedDocument
 from retrieval.pipeline import Pipeline
@@ -158,7 +158,7 @@ def open_variants(
     Their chunks are the full collection's, so the variants take its vectors instead of embedding them again.
     """
     variants = {}
-    known: Embedder | None = None
+    known: _Known | None = None
     for which in (0, 1):
         settings = without_settings(pipeline.settings, which)
         variant = Pipeline(settings, embedder=pipeline.embedder)
@@ -184,6 +184,9 @@ class _Known:
         if missing:
             self.vectors.update(zip(missing, self.embedder.embed(missing), strict=True))
         return np.asarray([self.vectors[t] for t in texts], dtype=np.float32)
+
+    def embed_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenVectors]]:
+        return self.embedder.embed_tokens(texts)  # the reader's sentences, never stored
 
 
 def score_answers(

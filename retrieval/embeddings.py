@@ -46,6 +46,22 @@ class Embedder(Protocol):
 
 
 @dataclass(frozen=True)
+class TokenVectors:
+    """A text's word-piece tokens ([CLS] and [SEP] left out) and their unit-length contextual vectors."""
+
+    tokens: tuple[str, ...]
+    vectors: np.ndarray  # float32, one row per token
+
+
+class TokenEmbedder(Embedder, Protocol):
+    """An embedder that also gives the token vectors each text's vector is pooled from (the reader's)."""
+
+    def embed_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenVectors]]:
+        """``embed(texts)``, and per text its token vectors, from the same run of the model."""
+        ...
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Where a packaged model and its tokenizer live, and how to run them."""
 
@@ -208,6 +224,15 @@ class OnnxEmbedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` in length-sorted batches; rows come back in the input order, L2-normalised."""
+        return self._run(texts, None)
+
+    def embed_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenVectors]]:
+        """``embed(texts)``, and per text its token vectors (unit length), from the same run."""
+        tokens: list[TokenVectors] = [TokenVectors((), np.zeros((0, self.dim), dtype=np.float32))] * len(texts)
+        return self._run(texts, tokens), tokens
+
+    def _run(self, texts: Sequence[str], tokens: list[TokenVectors] | None) -> np.ndarray:
+        """Sentence vectors of ``texts``; with ``tokens``, each text's token vectors are stored in it too."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         self.load()
@@ -221,11 +246,18 @@ class OnnxEmbedder:
             lengths = [len(encodings[i].ids) for i in order]
             for batch in _batches(lengths, self.batch_size, _BATCH_TOKENS, self.pad_growth):
                 rows = order[batch]
-                vectors[offset + rows] = self._embed_batch([encodings[i] for i in rows])
+                batch_encodings = [encodings[i] for i in rows]
+                vectors[offset + rows], hidden = self._embed_batch(batch_encodings)
+                if tokens is not None:
+                    for j, (row, encoding) in enumerate(zip(rows, batch_encodings, strict=True)):
+                        inner = hidden[j, 1 : len(encoding.ids) - 1]  # without [CLS] and [SEP]
+                        unit = inner / np.maximum(np.linalg.norm(inner, axis=1, keepdims=True), 1e-12)
+                        tokens[offset + row] = TokenVectors(tuple(encoding.tokens[1:-1]), unit.astype(np.float32))
         return vectors
 
-    def _embed_batch(self, encodings: Sequence[Encoding]) -> np.ndarray:
-        """Mean of the token embeddings under the attention mask, scaled to unit length."""
+    def _embed_batch(self, encodings: Sequence[Encoding]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean of the token embeddings under the attention mask, scaled to unit length, and the token
+        embeddings themselves."""
         assert self._session is not None
         ids, mask = _pad(encodings)
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
@@ -234,7 +266,7 @@ class OnnxEmbedder:
         weights = mask[:, :, None].astype(np.float32)
         pooled = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32), tokens
 
 
 def get_embedder(name: str, *, batch_size: int = 32) -> OnnxEmbedder:

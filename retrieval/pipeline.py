@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrieval.answer import extractive_answer, is_relevant
-from retrieval.embeddings import Embedder, get_embedder
+from retrieval.embeddings import TokenEmbedder, get_embedder
 from retrieval.errors import LLMError, UnverifiedAnswerError
 from retrieval.followup import condense_question
 from retrieval.prompts import LLM_UNAVAILABLE_NOTICE, LLM_UNVERIFIED_NOTICE
@@ -40,7 +40,7 @@ class Pipeline:
         self,
         settings: RetrievalSettings | None = None,
         *,
-        embedder: Embedder | None = None,
+        embedder: TokenEmbedder | None = None,
         store: ChunkStore | None = None,
     ) -> None:
         self.settings = settings or RetrievalSettings()
@@ -94,7 +94,7 @@ class Pipeline:
         standalone = condense_question(question, history, self.llm.chat if self.llm else None)
         found = self.search(standalone, k=max(self.settings.top_k, self.settings.read_k), scope=scope)
         t1 = time.perf_counter()
-        answer = self._answer(standalone, found.passages, history, on_sentence)
+        answer = self._answer(found.question, found.passages, history, on_sentence)
         answer.question = question  # the user's words; the standalone form only steered search and answer
         answer.timings.update(found.timings, search=t1 - t0, answer=time.perf_counter() - t1)
         answer.timings["total"] = time.perf_counter() - t0

@@ -5,12 +5,16 @@ weight it covers (terms weighted by their rarity in English, from ``wordfreq``, 
 "cause"), the same with its neighbouring sentences, its passage's rank and scores, answer-type cues ("how
 many" wants a number, "when" a date, "which option" a flag) and its shape (length, a statement or a heading).
 A logistic model of these cheap features picks the most promising candidates, the packaged embedder adds
-each one's similarity to the question (one batched call), and a second logistic model gives the probability
-that the sentence holds the answer. A third, over the question's best candidate and how much of the
-question the passages cover at all, gives the probability that the documents answer the question.
+each one's similarity to the question (one batched call): the cosine of the sentence vectors, and how close
+each content word of the question comes to some token of the sentence (late interaction over the same run's
+token vectors), and a second logistic model gives the probability that the sentence holds the answer. A
+third, over the question's best candidate and how much of the question the passages cover at all, gives the
+probability that the documents answer the question. A sentence the source cut off ("...") is never a
+candidate.
 
-The weights are fitted on COVID-QA's development questions by ``bench/fit_reader.py`` and stored in
-``reader_weights.json``; nothing here is hand-tuned. BENCHMARKS.md ("Reader") has the figures.
+The weights are fitted on development questions (COVID-QA's papers and ``bench/data/manuals``, software
+manuals) by ``bench/fit_reader.py`` and stored in ``reader_weights.json``; nothing here is hand-tuned.
+BENCHMARKS.md ("Reader") has the figures.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from importlib import resources
 import numpy as np
 from wordfreq import zipf_frequency
 
-from retrieval.embeddings import Embedder
+from retrieval import acronyms
+from retrieval.embeddings import TokenEmbedder, TokenVectors
 from retrieval.keyword import analyze
 from retrieval.sentences import spans
 from retrieval.types import Passage
@@ -37,11 +42,12 @@ CHEAP_FEATURES = (
     "bigrams", "run",
     "passage_score", "passage_rank", "dense_score", "document_share", "top_document", "position",
     "type_match", "type_miss", "listing", "lists_focus", "log_words", "short", "statement", "fragment", "question",
+    "heading",
 )  # fmt: skip
-FEATURES = (*CHEAP_FEATURES, "cosine", "cosine_gap", "cosine_context", "cosine_x_overlap")
+FEATURES = (*CHEAP_FEATURES, "cosine", "cosine_gap", "cosine_context", "cosine_x_overlap", "maxsim")
 ANSWERABLE_FEATURES = (
     "best", "runner_up_gap", "best_cosine", "max_cosine", "coverage", "coverage_rare", "best_overlap",
-    "best_bigrams", "max_bigrams", "max_run", "top_document_share", "rarest_found",
+    "best_bigrams", "max_bigrams", "max_run", "top_document_share", "rarest_found", "best_maxsim", "max_maxsim",
 )  # fmt: skip
 _RARE = 0.75  # question terms at least this share of the rarest one's weight count as its rare terms
 
@@ -62,11 +68,18 @@ _CUES = (
     (re.compile(r"^\s*(?:what|which) (?:are|were)\b|\b(?:list|name) (?:the|all)\b", re.I), _LISTING),
 )
 _STATEMENT = re.compile(r"[.!;:)\]\"”']$")
+# A line that asks instead of telling: "What are the therapeutic targets in tumor microenvironment" as a title.
+_ASKS = re.compile(r"\?$|^(?:what|how|why|which|who|when|where|is|are|can|do|does|should)\b[^.!;:]*$", re.I)
+# A heading in title case ("Therapeutic Targeting of the Tumor Microenvironment"): it names a topic, it does
+# not answer. Lower-case function words may stand between the capitalised ones; a figure makes it a table row.
+_HEADING = re.compile(r"^(?:[A-Z][\w'’-]*|of|the|a|an|in|on|for|to|and|or|with|by|at|from|as|vs\.?|via)"
+                      r"(?:\s+(?:[A-Z][\w'’-]*|of|the|a|an|in|on|for|to|and|or|with|by|at|from|as|vs\.?|via))+$")
 # "These targets include ...": a question term, then within a few words the verb that starts a list.
 _LIST_VERB = re.compile(r"\b(?:include[sd]?|including|such as|consists? of|comprises?|are|were)\b", re.I)
-_ACRONYM = re.compile(r"((?:[A-Za-z][\w-]*\s+){1,6})\(([A-Z][A-Za-z]{1,9})\)")
-_ASKED_ACRONYM = re.compile(r"\b[A-Z][A-Za-z]{1,9}\b")
 _MIN_WORDS = 4  # fewer words are a heading, a label or a fragment, never an answer
+# A sentence the source itself cut off ("... have emerged as a promising approach for..."): the teaser of
+# another text, as a list of related publications shows it, never an answer.
+_CUT_OFF = re.compile(r"(?:\.\.\.|…)\W*$")
 # A sentence opening with one of these goes on from the one before ("These targets include ..."): it is read
 # with that sentence's terms.
 _ANAPHOR = re.compile(r"^(?:these|this|those|such|they|their|it|its|both|each|all of these)\b", re.I)
@@ -154,31 +167,15 @@ def question_weights(question: str, passages: Sequence[Passage] = ()) -> dict[st
     out: dict[str, float] = {}
     for word, stem in zip(analyze(question, stem=False), analyze(question), strict=True):
         out[stem] = max(out.get(stem, 0.0), rarity(word))
-    asked = {w for w in _ASKED_ACRONYM.findall(question) if w.isupper() or w[1:].isupper()}
-    if not asked:  # most questions: skip reading every passage for definitions
-        return out
-    for passage in passages:
-        for long_form, short in _ACRONYM.findall(passage.text):
-            words = _spelled_out(long_form.split(), short) if short in asked else None
-            for stem in analyze(" ".join(words or ())):
-                out.setdefault(stem, rarity(short.lower()))
+    for short, long in acronyms.long_forms(question, (p.text for p in passages)).items():
+        for stem in analyze(long):
+            out.setdefault(stem, rarity(short.lower()))
     return out
 
 
-def _spelled_out(words: list[str], short: str) -> list[str] | None:
-    """The fewest last ``words`` that spell ``short``: its first letter starts them, the rest follow in order
-    ("tumor microenvironment" spells TME), as Schwartz and Hearst's abbreviation rule has it."""
-    for n in range(1, min(len(words), len(short) + 1) + 1):
-        candidate = words[-n:]
-        spelled = " ".join(candidate).lower()
-        if spelled[0] == short[0].lower() and _in_order(short[1:].lower(), spelled[1:]):
-            return candidate
-    return None
-
-
-def _in_order(letters: str, text: str) -> bool:
-    rest = iter(text)
-    return all(letter in rest for letter in letters)
+def quotable(sentence: str) -> bool:
+    """Can this sentence stand in an answer: a statement of a few words that the source did not cut off?"""
+    return len(sentence.split()) >= _MIN_WORDS and not _CUT_OFF.search(sentence)
 
 
 def _covered(terms: frozenset[str] | set[str], wanted: dict[str, float]) -> float:
@@ -232,14 +229,15 @@ def _rows(question: str, passages: Sequence[Passage], wanted: dict[str, float]) 
     rows: list[_Row] = []
     for rank, passage in enumerate(passages):
         # The question's terms the document's title does not already state: what the sentence must add.
-        untitled = {t: w for t, w in wanted.items() if t not in set(analyze(passage.title))}
+        # When the title states them all, every sentence of the document is on the question: plain coverage.
+        untitled = {t: w for t, w in wanted.items() if t not in set(analyze(passage.title))} or wanted
         found = spans(passage.text)
         ordered = [analyze(passage.text[a:b]) for a, b in found]
         terms = [frozenset(t) for t in ordered]
         for i, (a, b) in enumerate(found):
             text = passage.text[a:b]
             n_words = len(text.split())
-            if n_words < _MIN_WORDS:
+            if not quotable(text):
                 continue
             context = terms[i].union(*terms[max(i - 1, 0) : i + 2])
             read_with = terms[i] | terms[i - 1] if i and _ANAPHOR.match(text) else terms[i]
@@ -269,7 +267,8 @@ def _rows(question: str, passages: Sequence[Passage], wanted: dict[str, float]) 
                     float(n_words < 6),
                     float(bool(_STATEMENT.search(text))),
                     float(text[:1].islower()),
-                    float(text.endswith("?")),
+                    float(bool(_ASKS.search(text))),
+                    float(bool(_HEADING.match(text)) and not _NUMBER.search(text)),
                 ])
             )  # fmt: skip
     best_overlap = max((r.cheap[0] for r in rows), default=0.0)
@@ -282,7 +281,7 @@ def _rows(question: str, passages: Sequence[Passage], wanted: dict[str, float]) 
 def features(
     question: str,
     passages: Sequence[Passage],
-    embedder: Embedder,
+    embedder: TokenEmbedder,
     *,
     limit: int | None = None,
     wanted: dict[str, float] | None = None,
@@ -299,12 +298,30 @@ def features(
         rows = [rows[i] for i in keep]
     if not rows:
         return rows, np.zeros((0, len(FEATURES)))
-    vectors = embedder.embed([question, *(r.passage.text[r.start : r.end] for r in rows)])
+    vectors, tokens = embedder.embed_tokens([question, *(r.passage.text[r.start : r.end] for r in rows)])
     cosine = vectors[1:] @ vectors[0]
     context = np.array([_context_cosine(rows, cosine, i) for i in range(len(rows))])
     cheap = np.asarray([r.cheap for r in rows])
     overlap = cheap[:, CHEAP_FEATURES.index("overlap")]
-    return rows, np.column_stack([cheap, cosine, cosine - cosine.max(), context, cosine * overlap])
+    words, weight = _content_tokens(tokens[0])
+    maxsim = [_maxsim(words, weight, t) for t in tokens[1:]]
+    return rows, np.column_stack([cheap, cosine, cosine - cosine.max(), context, cosine * overlap, maxsim])
+
+
+def _content_tokens(question: TokenVectors) -> tuple[np.ndarray, np.ndarray]:
+    """The vectors of the question's content words (whole-word tokens that are not stop words), and their
+    rarity as weights."""
+    keep = [i for i, t in enumerate(question.tokens) if not t.startswith("##") and analyze(t)]
+    return question.vectors[keep], np.array([rarity(question.tokens[i]) for i in keep])
+
+
+def _maxsim(words: np.ndarray, weight: np.ndarray, sentence: TokenVectors) -> float:
+    """How closely the sentence's tokens match the question's content words: for each word its most similar
+    token of the sentence (late interaction, as ColBERT scores), averaged by the words' rarity."""
+    if not len(words) or not len(sentence.vectors) or not weight.sum():
+        return 0.0
+    best = (words @ sentence.vectors.T).max(axis=1)
+    return float(best @ weight / weight.sum())
 
 
 def question_features(
@@ -326,7 +343,9 @@ def question_features(
     covered = frozenset().union(*(r.terms for r in rows))
     top = max(wanted.values(), default=0.0)
     rare = {t: w for t, w in wanted.items() if w >= top * _RARE}
-    column = {name: matrix[:, FEATURES.index(name)] for name in ("cosine", "bigrams", "run", "document_share")}
+    column = {
+        name: matrix[:, FEATURES.index(name)] for name in ("cosine", "bigrams", "run", "document_share", "maxsim")
+    }
     return np.array([
         probability[best],
         probability[best] - runner_up,
@@ -340,6 +359,8 @@ def question_features(
         column["run"].max(),
         column["document_share"].max(),
         float(_rarest(wanted) in frozenset(analyze(" ".join(p.text for p in passages)))),
+        column["maxsim"][best],
+        column["maxsim"].max(),
     ])  # fmt: skip
 
 
@@ -362,7 +383,7 @@ def _context_cosine(rows: list[_Row], cosine: np.ndarray, i: int) -> float:
     return float(max(cosine[j] for j in near))
 
 
-def read(question: str, passages: Sequence[Passage], embedder: Embedder) -> Reading:
+def read(question: str, passages: Sequence[Passage], embedder: TokenEmbedder) -> Reading:
     """Score every candidate sentence of ``passages``; candidates come back best first."""
     wanted = question_weights(question, passages)
     rows, matrix = features(question, passages, embedder, limit=weights()["embed_limit"], wanted=wanted)

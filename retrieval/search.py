@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from retrieval import acronyms
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkStore, StoredChunk
 from retrieval.types import Passage, Scope
@@ -65,6 +66,7 @@ def score_fusion(dense: dict[str, float], keyword: dict[str, float], dense_weigh
 class SearchResult:
     passages: list[Passage]
     timings: dict[str, float] = field(default_factory=dict)
+    question: str = ""  # what was searched: the question, its acronyms spelled out where the documents do
 
 
 class Searcher:
@@ -92,9 +94,22 @@ class Searcher:
         ``scope``, both sides search only its folders: the passages are the scope's best, and none is outside.
         """
         k = k or self.settings.top_k
-        candidates = max(k, self.settings.candidates)
         self.catch_up()
         folders = self.store.folders(scope)
+        found = self._search(question, k, mode, folders)
+        # An acronym the passages spell out is searched again with its long form, which the embedder knows.
+        forms = {
+            short: long for short, long in acronyms.long_forms(question, (p.text for p in found.passages)).items()
+            if long.lower() not in question.lower()
+        }
+        if not forms:
+            return found
+        again = self._search(acronyms.expand(question, forms), k, mode, folders)
+        again.timings = {name: again.timings[name] + found.timings[name] for name in again.timings}
+        return again
+
+    def _search(self, question: str, k: int, mode: Mode, folders: list[str] | None) -> SearchResult:
+        candidates = max(k, self.settings.candidates)
         t0 = time.perf_counter()
         query = self.store.embedder.embed([question])[0]
         t1 = time.perf_counter()
@@ -120,7 +135,7 @@ class Searcher:
             for chunk in self.store.get(ranked)
         ]
         timings = {"embed": t1 - t0, "dense": t2 - t1, "keyword": t3 - t2, "fuse": time.perf_counter() - t3}
-        return SearchResult(passages, timings)
+        return SearchResult(passages, timings, question)
 
     def _fuse(
         self,

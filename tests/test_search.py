@@ -129,3 +129,27 @@ def test_search_catalog_deleted_or_of_an_older_format_is_rebuilt_from_the_store(
     again = Pipeline(settings)
     assert again.search("E4021").passages[0].keyword_rank == 1
     assert again.index([folder]).unchanged == ["code.txt"]  # the documents' states came back too
+
+
+def test_acronym_is_searched_with_the_long_form_the_documents_give(tmp_path: Path) -> None:
+    """The embedder does not know "TME": the passage that spells it out leads search back to the one that
+    answers in words only, which the question's acronym alone ranks last."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "review.txt").write_text(
+        "Cells of the tumor microenvironment (TME) interact with cancer cells. TME biology is a young field."
+    )
+    (folder / "news.txt").write_text(
+        "Researchers found that the tumor microenvironment feeds tumour growth through blood vessels."
+    )
+    (folder / "other.txt").write_text("The TME conference takes place in Lisbon every spring.")
+    p = Pipeline(RetrievalSettings(data_dir=tmp_path / "data", top_k=3))
+    p.index([folder])
+    found = p.search("What feeds tumour growth in the TME?")
+    assert found.question == "What feeds tumour growth in the TME (tumor microenvironment)?"
+    assert found.passages[0].source == "news.txt"
+
+
+def test_a_question_without_acronyms_is_searched_once_as_asked(pipeline: Pipeline) -> None:
+    found = pipeline.search("How often should the engine oil be changed?")
+    assert found.question == "How often should the engine oil be changed?"

@@ -24,8 +24,10 @@ from bot.settings import BotSettings
 from bot.spaces import Spaces
 from bot.texts import UNAVAILABLE_TEXT
 from retrieval import ConfigError, Scope, folder_of
+from retrieval import store as store_module
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
+from tests.chroma_server import ChromaServer
 from tests.emulators.openai_server import OpenAIEmulator, Reply
 from tests.fixtures_docs import FOLDER_QUESTIONS, TEAM_FOLDERS, make_team_folders
 from tests.llm_pipelines import llm_pipeline
@@ -158,6 +160,41 @@ def test_a_store_indexed_before_spaces_is_given_its_folders_on_open(tmp_path: Pa
         assert found and folders_of(found) == {"finance"}
     metadatas = client.get_collection("citebot").get(include=["metadatas"])["metadatas"]
     assert {m["folder"] for m in metadatas} == {folder_of(s) for s in TEAM_FOLDERS}
+
+
+@pytest.mark.parametrize("client", ["embedded", "server"])
+def test_scoped_dense_query_by_ids_equals_the_folder_filter_on_both_clients(
+    tmp_path: Path, client: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ChromaServer(tmp_path / "chroma-server").start() if client == "server" else None
+    try:
+        remote = {"chroma_host": "127.0.0.1", "chroma_port": server.port} if server else {}
+        pipeline = Pipeline(RetrievalSettings(data_dir=tmp_path / "data", _env_file=None, **remote))
+        pipeline.index([make_team_folders(tmp_path / "docs")])
+        store = pipeline.store
+        query = pipeline.embedder.embed([LEAVE])[0]
+
+        def scoped(scope: Scope) -> list[tuple[str, float]]:
+            found = store.query(query, 5, store.folders(scope))
+            assert all(scope.covers(folder_of(c.metadata["source"])) for c in store.get([i for i, _ in found]))
+            return found
+
+        for scope in (Scope.of(["hr"]), Scope.of(["finance", "it/*"]), Scope.of(["public"])):
+            by_ids = scoped(scope)
+            with monkeypatch.context() as patch:  # a scope too large to send its ids: the folder filter
+                patch.setattr(store_module, "_QUERY_IDS_MAX", 0)
+                by_filter = scoped(scope)
+            assert by_ids and [i for i, _ in by_ids] == [i for i, _ in by_filter]
+            assert [s for _, s in by_ids] == pytest.approx([s for _, s in by_filter])
+        # A chunk the catalog still lists but Chroma no longer holds (a write under way, another replica's
+        # removal): Chroma refuses the ids, the filter answers, still only inside the scope.
+        gone = store.catalog.ids_in(store.folders(Scope.of(["hr"])))[0]
+        store.client.get_collection(store.name).delete(ids=[gone])
+        found = scoped(Scope.of(["hr"]))
+        assert found and gone not in {i for i, _ in found}
+    finally:
+        if server:
+            server.stop()
 
 
 # --- the core decides ----------------------------------------------------------------------------------

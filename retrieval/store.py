@@ -259,7 +259,7 @@ class ChunkStore:
 
     def keyword_search(self, query: str, k: int, folders: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first (catalog; see ``catch_up``), only
-        of ``folders`` when given."""
+        of ``folders`` when given, scored as an index of those folders alone would score them."""
         return self.catalog.search(query, k, folders)
 
     def folders(self, scope: Scope | None) -> list[str] | None:

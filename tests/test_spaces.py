@@ -124,10 +124,43 @@ def test_scoped_search_returns_the_best_of_the_scope_and_nothing_else(team: Pipe
         found = team.searcher.search(LEAVE, k=3, mode=mode, scope=scope).passages
         assert all(scope.covers(folder_of(p.source)) for p in found)
         inside = [p.id for p in everything if scope.covers(folder_of(p.source))]
-        if mode == "hybrid":  # fusion normalises over the candidates, so only the membership is comparable
-            assert {p.id for p in found} <= set(inside) and len(found) == min(3, len(inside))
-        else:  # each side's own score does not depend on the scope: the top 3 of the scope, in order
+        if mode == "dense":  # a cosine does not depend on the scope: the top 3 of the scope, in order
             assert [p.id for p in found] == inside[:3]
+        else:  # BM25 uses the scope's own statistics (next test), and fusion normalises over the candidates
+            assert {p.id for p in found} <= set(inside) and len(found) == min(3, len(inside))
+
+
+@pytest.mark.parametrize("folders", [["hr"], ["finance", "it/*"], ["public"]])
+def test_keyword_scores_inside_a_scope_equal_an_index_of_its_documents_alone(
+    tmp_path: Path, team: Pipeline, folders: list[str]
+) -> None:
+    scope = Scope.of(folders)
+    root = make_team_folders(tmp_path / "docs")
+    for source in TEAM_FOLDERS:
+        if not scope.covers(folder_of(source)):
+            (root / source).unlink()
+    alone = Pipeline(RetrievalSettings(data_dir=tmp_path / "alone", _env_file=None), embedder=team.embedder)
+    alone.index([root])
+
+    def ranking(pipeline: Pipeline, question: str, scope: Scope | None) -> list[tuple[str, int, float]]:
+        found = pipeline.searcher.search(question, k=20, mode="keyword", scope=scope).passages
+        return [(p.source, p.metadata["chunk_index"], p.score) for p in found]
+
+    differs = False
+    for question in FOLDER_QUESTIONS:
+        inside, own = ranking(team, question, scope), ranking(alone, question, None)
+        assert [r[:2] for r in inside] == [r[:2] for r in own]
+        assert [r[2] for r in inside] == pytest.approx([r[2] for r in own], rel=1e-9)
+        whole = {r[:2]: r[2] for r in ranking(team, question, None)}
+        differs |= any(whole[r[:2]] != pytest.approx(r[2]) for r in inside)
+    assert differs, "the whole catalog's statistics would have given the same scores: no test"
+
+
+def test_keyword_scores_of_a_scope_of_every_folder_are_fts5s_own(team: Pipeline) -> None:
+    for question in FOLDER_QUESTIONS:  # the scoring of a scope, checked against SQLite's bm25() itself
+        unscoped = team.store.keyword_search(question, 50)
+        everywhere = team.store.keyword_search(question, 50, team.store.folders(Scope.of(["."])))
+        assert dict(everywhere) == pytest.approx(dict(unscoped), rel=1e-9)
 
 
 def test_scoped_answers_quote_only_their_folders(team: Pipeline) -> None:

@@ -293,6 +293,34 @@ def test_core_keeps_a_help_desk_reply_inside_the_space_it_answered(tmp_path: Pat
     assert not any("garage" in p.text for p in ask(core, "C0FIN", parking).answer.passages)
 
 
+def test_a_document_posted_in_a_conversation_is_cited_only_inside_its_space(tmp_path: Path, settings) -> None:
+    own = Pipeline(settings)  # the posted document is indexed: not into the shared team pipeline
+    own.index([make_team_folders(tmp_path / "docs")])
+    core = make_core(own, tmp_path, SPACES_TOML + '\n[default]\nfolders = ["public"]\n', slack_admins=["U0ADMIN"])
+    text = b"Parking: the garage under building B is free for every employee.\n"
+
+    async def fetch(limit: int) -> bytes:
+        return text
+
+    def post(chat: str, name: str = "parking.md"):
+        msg = IncomingMessage("slack", chat, "U0ADMIN", "", chat, "T1")
+        return asyncio.run(core.ingest(msg, name=name, size=len(text), fetch=fetch))
+
+    assert post("C0HR").kind == "indexed"
+    assert (core.settings.inbox / "space-hr" / "parking.md").read_bytes() == text
+    parking = "Where can I park?"
+    assert "garage" in ask(core, "C0HR", parking).text
+    for chat in ("C0FIN", "C0OTHER"):  # another space, and the default one
+        assert not any("garage" in p.text for p in ask(core, chat, parking).answer.passages)
+    # Posted in a conversation in no space: the default space's copy, seen by every conversation in none.
+    assert post("C0OTHER").kind == "indexed"
+    assert (core.settings.inbox / "space-default" / "parking.md").is_file()
+    assert "garage" in ask(core, "C0OTHER", parking).text
+    assert not any("garage" in p.text for p in ask(core, "C0FIN", parking).answer.passages)
+    # A bot started again indexes the whole inbox: the same sources, nothing added twice.
+    assert own.index([core.settings.inbox]).chunks_embedded == 0
+
+
 # --- the command line ----------------------------------------------------------------------------------
 
 

@@ -175,14 +175,25 @@ def build_halves(data: Dataset, data_dir: Path, embedder: str) -> dict[str, Pipe
     out = {"all": full}
     for name in ("a", "b"):
         own = Pipeline(settings(name), embedder=full.embedder)
-        if own.store.count() == 0:
-            stored = list(full.store.scan(where={"folder": name}, embeddings=True))
-            for i in range(0, len(stored), 2000):
-                part = stored[i : i + 2000]
+        stored = list(full.store.scan(where={"folder": name}, embeddings=True))
+        if own.store.count() != len(stored):
+            if own.store.count():  # an earlier run's incomplete copy: start from an empty collection
+                for collection in (own.store.name, f"{own.store.name}-documents"):
+                    own.store.client.delete_collection(collection)
+                own = Pipeline(settings(name), embedder=full.embedder)
+            by_document: dict[str, list[Any]] = {}
+            for c in stored:
+                by_document.setdefault(str(c.metadata["source"]), []).append(c)
+            # Whole documents per write: a write replaces every chunk of its documents, so a document cut
+            # between two writes would keep only its second part.
+            documents = list(by_document.values())
+            for i in range(0, len(documents), 500):
+                part = [c for document in documents[i : i + 500] for c in document]
                 chunks = [Document(page_content=c.text, metadata={k: v for k, v in c.metadata.items()
                                                                    if k not in ("root", "folder")}) for c in part]
                 own.store.write("bench:scifact-halves", chunks,
                                 np.asarray([c.embedding for c in part], dtype=np.float32))
+            assert own.store.count() == len(stored), "the half's own index must hold exactly its chunks"
         out[name] = own
     return out
 

@@ -260,7 +260,9 @@ class Catalog:
             "SELECT chunks.id, -bm25(terms) FROM terms JOIN chunks ON chunks.rowid = terms.rowid"
             " WHERE terms MATCH ? ORDER BY rank LIMIT ?", (match, k),
         )
-        return [(i, float(s)) for i, s in rows if s > 0]
+        # Equal scores by chunk id, as ``_search_within`` orders them, so a scope ranks its ties as an index of
+        # its documents alone would (FTS5 leaves their order to its row ids, which differ between the two).
+        return sorted(((i, float(s)) for i, s in rows if s > 0), key=_best_first)
 
     def _search_within(self, query: str, k: int, folders: Sequence[str]) -> list[tuple[str, float]]:
         """FTS5's BM25 as a catalog of only the chunks of ``folders`` would compute it (its padding rows
@@ -296,7 +298,7 @@ class Catalog:
                 idf = max(math.log((rows - counts[term] + 0.5) / (counts[term] + 0.5)), 1e-6)
                 norm = _K1 * (1 - _B + _B * _varint(size) / average)
                 scores[chunk] = scores.get(chunk, 0.0) + weight[term] * idf * frequency * (_K1 + 1) / (frequency + norm)
-        return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
+        return sorted(scores.items(), key=_best_first)[:k]
 
     def _match(self, query: str) -> str:
         """An FTS5 query matching any of the question's terms but the common ones (each quoted, so no term
@@ -352,6 +354,10 @@ class _Scope:
 
     ids: list[str]
     length: int
+
+
+def _best_first(scored: tuple[str, float]) -> tuple[float, str]:
+    return -scored[1], scored[0]
 
 
 def _varint(blob: bytes) -> int:

@@ -42,9 +42,9 @@ logger = logging.getLogger(__name__)
 _PAGE = 5000  # rows per get() page when scanning the collection
 _GENERATION_ID = "~generation"  # the record in the documents collection that every write bumps
 # The most chunk ids a scoped dense query sends (about 1.3 MB of JSON to a Chroma server); a larger scope is
-# filtered on the folder metadata instead. Chroma's metadata filter costs 90-150 ms at 100k chunks for a
-# space of 10,000 against 11-24 ms with the ids, and the ids stay faster up to the whole collection on both
-# clients (BENCHMARKS.md, "Document spaces"): the cap bounds the request, not the time.
+# filtered on the folder metadata instead. Chroma's metadata filter costs about 175 ms at 100k chunks for a
+# space of 10,000 against 25 ms with the ids, and the ids stay faster up to the whole collection on both
+# clients (BENCHMARKS.md, "Document spaces"): the cap bounds the request body, not the time.
 _QUERY_IDS_MAX = 50_000
 
 

@@ -1,7 +1,7 @@
 """What a document space costs: ask latency with a space's filter against none, and recall inside a space.
 
     .venv/bin/python bench/spaces.py ../shared/bench/scifact [--size 100000] [--queries 200] [--data DIR]
-        [--skip-latency] [--skip-recall]
+        [--skip-latency] [--skip-recall] [--filters] [--chroma-port P]
 
 Latency: a recombined corpus (``bench/corpora.py``'s chunks and vectors) of ``--size`` chunks whose sources
 sit in ten folders ``part0`` .. ``part9`` (chunk ``n`` in ``part{n % 10}``), so the space ``part3`` holds 10%
@@ -9,13 +9,21 @@ of the chunks. Every SciFact test claim (the first ``--queries``) is asked (``Pi
 without a scope and with the space, the order alternating per question so load hits both alike; one
 warm-up each first. Reported: p50 and p95 of the answer and of the search alone, and the ratio of the p50s.
 
+Filters (``--filters``): the dense side's two ways of searching a scope on the latency corpus, Chroma's
+``where`` on the folder metadata and the catalog's chunk ids (``ids=``), for spaces of 1, 2, 3, 5 and 10 of the
+ten folders: p50 of ``collection.query`` over 30 claims, the JSON size of the ids, and for 1 and 5 folders the
+recall of both against the exact top 30 of the space (numpy over its stored vectors).
+
+``--chroma-port P`` runs latency and filters through ``HttpClient`` against a Chroma server on 127.0.0.1:P,
+which must serve the data directory's store (``chroma run --host 127.0.0.1 --port P --path DIR/chroma``).
+
 Recall: SciFact's corpus cut in two halves by file order (folders ``a`` and ``b``), indexed once together
 and once each on its own (the half's chunks and vectors copied from the full index, so the vectors are the
 same). Each half's queries (those with a relevant document in it, judged on its documents only) are searched
 with the half's scope on the full index and without a scope on the half's own index, per mode; reported are
 the metrics of ``retrieval.evaluate`` for both and the share of queries whose top 10 documents are the same.
-Results go to ``bench/results/spaces-latency-recall.json`` (``spaces-latency.json`` or ``spaces-recall.json``
-when one part is skipped).
+Results go to ``bench/results/spaces-<parts>.json`` (e.g. ``spaces-latency-recall.json``; ``-http`` with a
+server).
 """
 
 from __future__ import annotations
@@ -47,9 +55,13 @@ SPACE = Scope.of(["part3"])
 TARGET_RATIO = 2.0  # a space's ask p50 over the unfiltered one, at most
 
 
-def build_parts(dataset_dir: Path, data_dir: Path, size: int) -> Pipeline:
-    """``bench/corpora.py``'s ``size``-chunk corpus with its sources spread over ten folders."""
-    pipeline = Pipeline(corpora.settings_for(data_dir, f"spaces-{size}"))
+def build_parts(dataset_dir: Path, data_dir: Path, size: int, port: int | None = None) -> Pipeline:
+    """``bench/corpora.py``'s ``size``-chunk corpus with its sources spread over ten folders (through a Chroma
+    server on ``port`` when given)."""
+    settings = corpora.settings_for(data_dir, f"spaces-{size}")
+    if port:
+        settings = settings.model_copy(update={"chroma_host": "127.0.0.1", "chroma_port": port})
+    pipeline = Pipeline(settings)
     if pipeline.store.count() == size:
         return pipeline
     parts = corpora.halves(dataset_dir)
@@ -95,6 +107,54 @@ def latency(pipeline: Pipeline, questions: list[str]) -> dict[str, Any]:
     return out
 
 
+def filters(pipeline: Pipeline, questions: list[str], k: int = 30) -> dict[str, Any]:
+    """Chroma's ``where`` on the folders against the catalog's ids, per space size: p50 ms and recall."""
+    collection = pipeline.store.client.get_collection(pipeline.store.name)
+    queries = pipeline.embedder.embed(questions)
+
+    def p50(**scope: Any) -> float:
+        times = []
+        for q in queries:
+            start = time.perf_counter()
+            collection.query(query_embeddings=[q], n_results=k, include=["distances"], **scope)
+            times.append(_ms(start))
+        return statistics.median(times)
+
+    out: dict[str, Any] = {"unfiltered_ms": p50()}
+    for n in (1, 2, 3, 5, 10):
+        folders = [f"part{(3 + i) % FOLDERS}" for i in range(n)]
+        start = time.perf_counter()
+        ids = pipeline.store.catalog.ids_in(folders)
+        row: dict[str, Any] = {"chunks": len(ids), "catalog_ids_ms": _ms(start),
+                               "ids_json_kb": len(json.dumps(ids)) / 1024,
+                               "where_ms": p50(where={"folder": {"$in": folders}}), "ids_ms": p50(ids=ids)}
+        if n in (1, 5):
+            row |= _filter_recall(collection, queries, ids, folders, k)
+        out[f"{n}_folders"] = row
+        logger.info("%d folders: %s", n, row)
+    return out
+
+
+def _filter_recall(collection: Any, queries: np.ndarray, ids: list[str], folders: list[str], k: int) -> dict[str, Any]:
+    """Recall@k of both filters against the exact top k of the space, and any id outside it."""
+    names, vectors = [], []
+    for i in range(0, len(ids), 5000):  # Chroma's get refuses too many ids at once
+        got = collection.get(ids=ids[i : i + 5000], include=["embeddings"])
+        names += got["ids"]
+        vectors += list(got["embeddings"])
+    space = np.asarray(vectors, dtype=np.float32)
+    space /= np.linalg.norm(space, axis=1, keepdims=True)
+    inside, recall, outside = set(ids), {"where": [], "ids": []}, 0
+    for q in queries:
+        exact = {names[j] for j in np.argsort(-(space @ (q / np.linalg.norm(q))))[:k]}
+        for name, scope in (("where", {"where": {"folder": {"$in": folders}}}), ("ids", {"ids": ids})):
+            found = collection.query(query_embeddings=[q], n_results=k, include=["distances"], **scope)["ids"][0]
+            recall[name].append(len(exact & set(found)) / k)
+            outside += sum(i not in inside for i in found)
+    return {"recall_where": statistics.fmean(recall["where"]), "recall_ids": statistics.fmean(recall["ids"]),
+            "outside": outside}
+
+
 def _halved(data: Dataset) -> dict[str, str]:
     """Each document's half: the first half of the corpus file in "a", the rest in "b"."""
     ids = list(data.corpus)
@@ -115,14 +175,25 @@ def build_halves(data: Dataset, data_dir: Path, embedder: str) -> dict[str, Pipe
     out = {"all": full}
     for name in ("a", "b"):
         own = Pipeline(settings(name), embedder=full.embedder)
-        if own.store.count() == 0:
-            stored = list(full.store.scan(where={"folder": name}, embeddings=True))
-            for i in range(0, len(stored), 2000):
-                part = stored[i : i + 2000]
+        stored = list(full.store.scan(where={"folder": name}, embeddings=True))
+        if own.store.count() != len(stored):
+            if own.store.count():  # an earlier run's incomplete copy: start from an empty collection
+                for collection in (own.store.name, f"{own.store.name}-documents"):
+                    own.store.client.delete_collection(collection)
+                own = Pipeline(settings(name), embedder=full.embedder)
+            by_document: dict[str, list[Any]] = {}
+            for c in stored:
+                by_document.setdefault(str(c.metadata["source"]), []).append(c)
+            # Whole documents per write: a write replaces every chunk of its documents, so a document cut
+            # between two writes would keep only its second part.
+            documents = list(by_document.values())
+            for i in range(0, len(documents), 500):
+                part = [c for document in documents[i : i + 500] for c in document]
                 chunks = [Document(page_content=c.text, metadata={k: v for k, v in c.metadata.items()
                                                                    if k not in ("root", "folder")}) for c in part]
                 own.store.write("bench:scifact-halves", chunks,
                                 np.asarray([c.embedding for c in part], dtype=np.float32))
+            assert own.store.count() == len(stored), "the half's own index must hold exactly its chunks"
         out[name] = own
     return out
 
@@ -161,23 +232,32 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-recall", action="store_true")
+    parser.add_argument("--filters", action="store_true", help="also time where against ids per space size")
+    parser.add_argument("--chroma-port", type=int, default=None,
+                        help="latency and filters through a Chroma server on 127.0.0.1 serving DATA/chroma")
     parser.add_argument("--recall-embedder", default="minilm-l6-int8",
                         help="embedder of the recall indexes (the comparison holds for any; l3 is faster)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     data = load_beir(args.dataset)
     result: dict[str, Any] = {"code": corpora.code_state(), "load_before": os.getloadavg()}
+    questions = list(data.queries.values())
+    if not args.skip_latency or args.filters:
+        pipeline = build_parts(args.dataset, args.data, args.size, args.chroma_port)
+        result["client"] = "http" if args.chroma_port else "embedded"
     if not args.skip_latency:
-        pipeline = build_parts(args.dataset, args.data, args.size)
-        result["latency"] = {"size": pipeline.store.count(),
-                             **latency(pipeline, list(data.queries.values())[: args.queries])}
+        result["latency"] = {"size": pipeline.store.count(), **latency(pipeline, questions[: args.queries])}
         print(json.dumps(result["latency"], indent=1))
+    if args.filters:
+        result["filters"] = filters(pipeline, questions[:30])
+        print(json.dumps(result["filters"], indent=1))
     if not args.skip_recall:
         result["recall"] = {"embedder": args.recall_embedder,
                             **recall(data, build_halves(data, args.data, args.recall_embedder))}
         print(json.dumps(result["recall"], indent=1))
     result["load_after"] = os.getloadavg()
-    parts = [name for name, skip in (("latency", args.skip_latency), ("recall", args.skip_recall)) if not skip]
+    parts = [name for name, run in (("latency", not args.skip_latency), ("filters", args.filters),
+                                    ("recall", not args.skip_recall), ("http", args.chroma_port)) if run]
     path = corpora.RESULTS / f"spaces-{'-'.join(parts)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")

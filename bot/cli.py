@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from bot.spaces import Spaces
     from retrieval import Pipeline, ProgressFn, RetrievalSettings, Scope, owner
 
 # Every command imports what it uses when it runs: `citebot --help` then costs about a bare Python start, and
@@ -50,19 +51,25 @@ _space_option = click.option(
     help="Only the documents of this space of CITEBOT_SPACES_FILE (repeatable); default: the spaces listing cli.")
 
 
-def _scope(pipeline: Pipeline, names: tuple[str, ...]) -> Scope | None:
-    """The scope of the spaces ``names`` (or of those listing ``cli``), after checking the spaces file."""
+def _space_names(names: tuple[str, ...]) -> Spaces:
+    """The spaces file, after checking it names every space of ``names`` (a spaces file is needed for any)."""
     from bot.settings import BotSettings
     from bot.spaces import Spaces
 
     spaces = Spaces.load(BotSettings().spaces_file)
-    if not spaces.configured:
-        if names:
-            raise click.ClickException("--space needs a spaces file: set CITEBOT_SPACES_FILE")
-        return None
+    if names and not spaces.configured:
+        raise click.ClickException("--space needs a spaces file: set CITEBOT_SPACES_FILE")
     for name in names:
         if name not in spaces.names:
             raise click.ClickException(f"no space {name!r} in {spaces.path}; its spaces: {', '.join(spaces.names)}")
+    return spaces
+
+
+def _scope(pipeline: Pipeline, names: tuple[str, ...]) -> Scope | None:
+    """The scope of the spaces ``names`` (or of those listing ``cli``), after checking the spaces file."""
+    spaces = _space_names(names)
+    if not spaces.configured:
+        return None
     spaces.check(pipeline.folders())
     return spaces.scope(names or spaces.of("cli", "", ""))
 
@@ -499,8 +506,10 @@ def stats(as_json: bool) -> None:
 
 @cli.command()
 @click.option("--since", default=None, metavar="SPAN", help="Only those asked within SPAN: 7d, 12h, 2w (default: all).")
+@click.option("--space", default=None, metavar="NAME",
+              help="Only questions asked in conversations using this space of CITEBOT_SPACES_FILE.")
 @click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
-def gaps(since: str | None, as_json: bool) -> None:
+def gaps(since: str | None, space: str | None, as_json: bool) -> None:
     """What the documents are missing: questions declined, voted 👎 or escalated, grouped by meaning."""
     from contextlib import closing
 
@@ -515,9 +524,11 @@ def gaps(since: str | None, as_json: bool) -> None:
         span = parse_since(since) if since else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
+    if space is not None:
+        _space_names((space,))
     settings = RetrievalSettings()
     with closing(FeedbackStore.open(settings)) as store:
-        found = find_gaps(store, settings, since=span)
+        found = find_gaps(store, settings, since=span, space=space)
     if as_json:
         click.echo(json.dumps([g.to_dict() for g in found], indent=2, ensure_ascii=False))
         return

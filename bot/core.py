@@ -310,7 +310,9 @@ class ChatCore:
             reason = skip_reason(name, len(data), limits)
             if reason:
                 return Reply("not_indexed", UPLOAD_SKIPPED.format(name=name, reason=reason))
-            report = await asyncio.to_thread(self._inbox.put, name, data, self._index)
+            space, _ = self.space(msg)
+            report = await asyncio.to_thread(self._inbox.put, name, data, self._index,
+                                             within=kept_folder(space) if space else "")
         except Exception:
             logger.exception("could not add %s from %s user %s", name, msg.platform, msg.user_id)
             return Reply("error", UPLOAD_FAILED.format(name=name))

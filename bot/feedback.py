@@ -167,6 +167,7 @@ class GapQuestion:
     down_voted: bool
     escalated: bool
     answered: bool  # a responder's reply to it is kept as a source
+    space: str = ""  # the spaces it was asked in, as answers record them (``bot.spaces.key``)
 
 
 @dataclass(frozen=True)
@@ -335,10 +336,11 @@ class FeedbackStore:
                 "  AS escalated,"
                 " EXISTS (SELECT 1 FROM escalations e JOIN helpdesk_replies r ON r.escalation_id = e.id"
                 "  WHERE e.answer_id = a.id AND r.withdrawn_at IS NULL) AS answered"
+                "  , a.space"
                 " FROM answers a WHERE a.created_at >= ?) WHERE declined OR down OR escalated ORDER BY id",
                 (since,),
             ).fetchall()
-        return [GapQuestion(*row[:4], *(bool(v) for v in row[4:])) for row in rows]
+        return [GapQuestion(*row[:4], *(bool(v) for v in row[4:8]), space=row[8]) for row in rows]
 
     def stats(self, *, worst: int = 5) -> Stats:
         """Counts per platform and the ``worst`` answers with the most 👎."""

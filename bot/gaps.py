@@ -48,11 +48,12 @@ def parse_since(text: str) -> timedelta:
 
 
 def find_gaps(store: FeedbackStore, settings: RetrievalSettings, *, since: timedelta | None = None,
-              platform: str | None = None, now: datetime | None = None) -> list[Gap]:
-    """The groups of questions asked within ``since`` (all when None), on ``platform`` (all when None), that
-    were declined, voted 👎 or escalated; most asked first."""
+              platform: str | None = None, space: str | None = None, now: datetime | None = None) -> list[Gap]:
+    """The groups of questions asked within ``since`` (all when None), on ``platform`` and in conversations
+    using the document ``space`` (all when None), that were declined, voted 👎 or escalated; most asked first."""
     start = "" if since is None else ((now or datetime.now(UTC)) - since).isoformat(timespec="seconds")
-    questions = [q for q in store.gap_questions(start) if platform is None or q.platform == platform]
+    questions = [q for q in store.gap_questions(start) if (platform is None or q.platform == platform)
+                 and (space is None or space in q.space.split("+"))]
     groups = group_by_meaning([q.question for q in questions], settings)
     gaps = sorted((_gap([questions[i] for i in members]) for members in groups), key=lambda g: g.last_asked,
                   reverse=True)

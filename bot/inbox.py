@@ -1,7 +1,10 @@
 """The inbox: documents a listed admin posts in chat, saved in one folder (``BotSettings.inbox``) and indexed
 through the normal sync, like any folder ``citebot index`` is given.
 
-A posted file keeps its (cleaned) name, so posting a new version of ``policy.pdf`` replaces the old one. A
+A posted file keeps its (cleaned) name, so posting a new version of ``policy.pdf`` replaces the old one. With a
+spaces file, a file posted in a conversation is saved in that conversation's space folder of the inbox
+(``space-hr/policy.pdf``, ``bot.spaces.kept_folder``), the folder the space's scope already holds for the help
+desk's kept replies: it is cited where it was posted and in no other space. A
 file the index skips (unreadable, past the extraction limits) is taken out again and the version before it, if
 any, put back: nothing of a refused file stays in the folder or the index. The folder is plain files a person
 can read or delete; the bots index it when they start, so a rebuilt index has the documents again.
@@ -44,18 +47,24 @@ class Inbox:
         self.folder = folder
         self._lock = threading.Lock()  # two versions of one name posted at once must not interleave
 
-    def put(self, name: str, data: bytes, index: Index) -> SyncReport:
-        """Save ``data`` as ``name`` and index that file; a file the index skips is removed (its previous
-        version put back), so the index and the folder hold only what was indexed."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / name
+    def put(self, name: str, data: bytes, index: Index, *, within: str = "") -> SyncReport:
+        """Save ``data`` as ``name`` in the inbox's folder ``within`` and index it; a file the index skips is
+        removed (its previous version put back), so the index and the folder hold only what was indexed.
+
+        The whole inbox is indexed, as the bots index it at start: a file's source is then its path inside the
+        inbox (``space-hr/policy.pdf``, whose folder a space's scope covers) both times. Its unchanged files
+        cost a look at their size and time; the report returned is this file's own.
+        """
+        path = self.folder / within / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        source = path.relative_to(self.folder).as_posix()
         with self._lock:
             previous = path.with_name(f".{uuid.uuid4().hex}.previous")  # hidden: never indexed itself
             if path.exists():
                 path.rename(previous)
             try:
                 path.write_bytes(data)
-                report = index([path])
+                report = _only(index([self.folder]), source)
             except BaseException:
                 _restore(path, previous)
                 raise
@@ -76,6 +85,16 @@ def summary(name: str, report: SyncReport) -> str:
     if report.updated:
         return UPLOAD_UPDATED.format(name=name, passages=passages)
     return UPLOAD_UNCHANGED.format(name=name)
+
+
+def _only(report: SyncReport, source: str) -> SyncReport:
+    """What ``report`` says of ``source`` (its passages: all those embedded, as the inbox's other files were
+    unchanged unless a person edited them at that very moment)."""
+    return SyncReport(added=[s for s in report.added if s == source],
+                      updated=[s for s in report.updated if s == source],
+                      unchanged=[s for s in report.unchanged if s == source],
+                      skipped=[s for s in report.skipped if s.source == source],
+                      chunks_embedded=report.chunks_embedded)
 
 
 def _restore(path: Path, previous: Path) -> None:

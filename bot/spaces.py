@@ -13,7 +13,8 @@
 A conversation in several spaces answers from all of their folders. Which space a conversation may see is an
 access decision, made by the core (``ChatCore.space``) from this file; retrieval only receives the ``Scope``.
 A reply the help desk kept from an answer of a space is saved in that space's own folder of the answers
-folder (``kept_folder``), so it is cited only inside the space.
+folder (``kept_folder``), and a document an admin posts in a conversation in that folder of the inbox, so each
+is cited only inside the space.
 """
 
 from __future__ import annotations
@@ -162,7 +163,8 @@ def key(names: Iterable[str]) -> str:
 
 
 def kept_folder(space_key: str) -> str:
-    """The folder of the answers folder that keeps the help desk's replies to answers of ``space_key``."""
+    """The folder of what was added inside ``space_key``: in the answers folder, the help desk's replies to its
+    answers; in the inbox, the documents posted in its conversations."""
     return f"space-{space_key}"
 
 

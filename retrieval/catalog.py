@@ -1,7 +1,8 @@
 """The catalog: a SQLite file beside the store that sync and keyword search read instead of Chroma.
 
 It holds one row per indexed document (content hash, chunk count, file size and modification time, the
-generation that wrote it) and an FTS5 table of every chunk's analysed terms, ranked by SQLite's BM25. A
+generation that wrote it) and an FTS5 table of every chunk's analysed terms, ranked by SQLite's BM25 (inside a
+scope, the same BM25 with the scope's own statistics: ``Catalog.search``). A
 document's change is one transaction over both, so adding or removing one document costs that document's
 chunks, not the corpus; readers in any thread or process on the machine see it the moment it commits (WAL
 mode). The file is rebuilt from the Chroma collection when it is missing, of an older ``FORMAT`` or made for
@@ -15,8 +16,10 @@ tokenizer only splits on those spaces.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +35,18 @@ FORMAT = 3
 # These rows, of one padding term each chunk's typical length, sit in every catalog as documents holding
 # no real term: at 100k chunks they shift each IDF by about 1%, at five documents they keep it positive.
 _PAD_ROWS = 1000
-_PAD_TEXT = " ".join(["__pad__"] * 100)  # about a default chunk's terms; "__pad__" is no analysed word
+_PAD_TERMS = 100  # about a default chunk's terms
+_PAD_TEXT = " ".join(["__pad__"] * _PAD_TERMS)  # "__pad__" is no analysed word
+# FTS5's bm25() parameters (fixed in SQLite), for the scores of a scope computed with its own statistics.
+_K1, _B = 1.2, 0.75
 # FTS5 scores every row holding any question term, and that is what a query costs (66 ms at 100k chunks).
 # A term in more than this share of the chunks (and in more than _COMMON_MIN of them) weighs at most
 # log(5.7) against 6-10 for the terms that decide the ranking, so it is left out of the query: a third of
 # the time at 100k chunks, and SciFact hybrid nDCG@10 0.740 instead of 0.735 (BENCHMARKS.md, "Live index").
 _COMMON_SHARE = 0.15
 _COMMON_MIN = 1000
+# Folder lists whose chunk ids and statistics ``_scope`` keeps per thread (10,000 ids: about 1 MB).
+_SCOPES_CACHED = 8
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -108,6 +116,8 @@ class Catalog:
             db.execute("PRAGMA synchronous=NORMAL")
             # Each term's document count, read from the index itself (a per-connection view, never stored).
             db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocabulary USING fts5vocab(main, terms, row)")
+            # Every occurrence of each term (row and position): a scope's term frequencies.
+            db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.occurrences USING fts5vocab(main, terms, instance)")
             self._local.db = db
         return db
 
@@ -163,6 +173,31 @@ class Catalog:
             cached = self._local.folders = (version, names)
         return cached[1]
 
+    def ids_in(self, folders: Sequence[str]) -> list[str]:
+        """The ids of every chunk in ``folders``."""
+        return self._scope(folders).ids
+
+    def _scope(self, folders: Sequence[str]) -> _Scope:
+        """The chunk ids and BM25 statistics of ``folders``, read again only when the catalog changed (per
+        thread, the last few folder lists asked for: a help desk asks from the same few spaces over and over)."""
+        db = self._db()
+        version = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
+        cached = getattr(self._local, "scopes", None)
+        if cached is None or cached[0] != version:
+            cached = self._local.scopes = (version, {})
+        key = tuple(sorted(folders))
+        if key not in cached[1]:
+            if len(cached[1]) >= _SCOPES_CACHED:
+                cached[1].pop(next(iter(cached[1])))
+            rows = db.execute("SELECT chunks.id, terms_docsize.sz FROM chunks JOIN terms_docsize ON"  # noqa: S608
+                              f" terms_docsize.id = chunks.rowid WHERE folder IN ({','.join('?' * len(key))})", key)
+            ids, length = [], 0
+            for i, size in rows:
+                ids.append(i)
+                length += _varint(size)
+            cached[1][key] = _Scope(ids, length)
+        return cached[1][key]
+
     def replace(self, docs: Sequence[DocumentRow], chunks: Iterable[ChunkTerms]) -> None:
         """Put ``docs`` (with these chunks) in place of whatever the catalog held of them, in one commit."""
         by_source: dict[tuple[str, str], list[ChunkTerms]] = {(d.root, d.source): [] for d in docs}
@@ -213,16 +248,57 @@ class Catalog:
 
     def search(self, query: str, k: int, folders: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first; only chunks of ``folders`` when
-        given (the scores stay the whole catalog's, so a chunk scores the same in any scope)."""
-        match = self._match(query)
-        if not match or k <= 0 or (folders is not None and not folders):
+        given, scored with the statistics of those folders alone (``_search_within``)."""
+        if k <= 0 or (folders is not None and not folders):
             return []
-        within = "" if folders is None else f" AND chunks.folder IN ({','.join('?' * len(folders))})"
+        if folders is not None:
+            return self._search_within(query, k, folders)
+        match = self._match(query)
+        if not match:
+            return []
         rows = self._db().execute(
             "SELECT chunks.id, -bm25(terms) FROM terms JOIN chunks ON chunks.rowid = terms.rowid"
-            f" WHERE terms MATCH ?{within} ORDER BY rank LIMIT ?", (match, *(folders or ()), k),  # noqa: S608
+            " WHERE terms MATCH ? ORDER BY rank LIMIT ?", (match, k),
         )
-        return [(i, float(s)) for i, s in rows if s > 0]
+        # Equal scores by chunk id, as ``_search_within`` orders them, so a scope ranks its ties as an index of
+        # its documents alone would (FTS5 leaves their order to its row ids, which differ between the two).
+        return sorted(((i, float(s)) for i, s in rows if s > 0), key=_best_first)
+
+    def _search_within(self, query: str, k: int, folders: Sequence[str]) -> list[tuple[str, float]]:
+        """FTS5's BM25 as a catalog of only the chunks of ``folders`` would compute it (its padding rows
+        included): each term's document count, the row count and the average length are the folders' own, so
+        a space ranks as an index of its documents alone would. FTS5 computes its statistics over the whole
+        table, so the occurrences of the question's terms in the folders are scored here; it costs about what
+        FTS5's own query does for a tenth of 100k chunks, and more as the scope grows (BENCHMARKS.md,
+        "Document spaces").
+        """
+        terms = analyze(query)
+        if not terms:
+            return []
+        distinct = sorted(set(terms))
+        scope = self._scope(folders)
+        # (term, chunk id, occurrences in the chunk, the chunk's length) for every chunk of the folders
+        found = self._db().execute(
+            "SELECT occurrences.term, chunks.id, count(*), terms_docsize.sz FROM occurrences"  # noqa: S608
+            " JOIN chunks ON chunks.rowid = occurrences.doc JOIN terms_docsize ON terms_docsize.id = chunks.rowid"
+            f" WHERE occurrences.term IN ({','.join('?' * len(distinct))})"
+            f" AND chunks.folder IN ({','.join('?' * len(folders))}) GROUP BY occurrences.term, occurrences.doc",
+            (*distinct, *folders),
+        ).fetchall()
+        counts = Counter(term for term, *_ in found)
+        common = max(_COMMON_MIN, _COMMON_SHARE * len(scope.ids))
+        kept = [t for t in terms if counts[t] <= common] or terms  # as ``_match`` keeps them
+        weight = Counter(kept)  # a repeated term counts once per occurrence, as in the FTS5 query
+        rows = len(scope.ids) + _PAD_ROWS
+        average = (scope.length + _PAD_ROWS * _PAD_TERMS) / rows
+        scores: dict[str, float] = {}
+        for term, chunk, frequency, size in found:
+            if term in weight:
+                # FTS5's IDF, clamped as FTS5 clamps it (sqlite's fts5_aux.c, fts5Bm25Function)
+                idf = max(math.log((rows - counts[term] + 0.5) / (counts[term] + 0.5)), 1e-6)
+                norm = _K1 * (1 - _B + _B * _varint(size) / average)
+                scores[chunk] = scores.get(chunk, 0.0) + weight[term] * idf * frequency * (_K1 + 1) / (frequency + norm)
+        return sorted(scores.items(), key=_best_first)[:k]
 
     def _match(self, query: str) -> str:
         """An FTS5 query matching any of the question's terms but the common ones (each quoted, so no term
@@ -271,3 +347,25 @@ class _Transaction:
         finally:
             self.lock.release()
 
+
+@dataclass(frozen=True)
+class _Scope:
+    """The chunks of some folders as BM25 sees them: their ids and their total length in terms."""
+
+    ids: list[str]
+    length: int
+
+
+def _best_first(scored: tuple[str, float]) -> tuple[float, str]:
+    return -scored[1], scored[0]
+
+
+def _varint(blob: bytes) -> int:
+    """A chunk's length from FTS5's ``terms_docsize`` row: one SQLite varint per column (7 bits a byte, most
+    significant first, the high bit set on all but the last; a ninth byte holds 8 bits)."""
+    value = 0
+    for byte in blob[:8]:
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value
+    return (value << 8) | blob[8]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import chromadb
+import chromadb.errors
 import httpx
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
@@ -40,6 +41,11 @@ logger = logging.getLogger(__name__)
 
 _PAGE = 5000  # rows per get() page when scanning the collection
 _GENERATION_ID = "~generation"  # the record in the documents collection that every write bumps
+# The most chunk ids a scoped dense query sends (about 1.3 MB of JSON to a Chroma server); a larger scope is
+# filtered on the folder metadata instead. Chroma's metadata filter costs about 175 ms at 100k chunks for a
+# space of 10,000 against 25 ms with the ids, and the ids stay faster up to the whole collection on both
+# clients (BENCHMARKS.md, "Document spaces"): the cap bounds the request body, not the time.
+_QUERY_IDS_MAX = 50_000
 
 
 @dataclass(frozen=True)
@@ -253,7 +259,7 @@ class ChunkStore:
 
     def keyword_search(self, query: str, k: int, folders: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first (catalog; see ``catch_up``), only
-        of ``folders`` when given."""
+        of ``folders`` when given, scored as an index of those folders alone would score them."""
         return self.catalog.search(query, k, folders)
 
     def folders(self, scope: Scope | None) -> list[str] | None:
@@ -288,18 +294,34 @@ class ChunkStore:
     def query(self, embedding: np.ndarray, k: int, folders: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """The ids of the ``k`` nearest chunks (fewer when the store holds fewer) with their cosine similarity,
         best first; only chunks of ``folders`` when given (Chroma filters before it ranks). Only ids and
-        distances: a search reads the texts of the few passages it keeps (``get``)."""
-        if folders is not None and not folders:
+        distances: a search reads the texts of the few passages it keeps (``get``).
+
+        A scope is passed to Chroma as the catalog's chunk ids of its folders (up to ``_QUERY_IDS_MAX``), else
+        as a filter on the folder metadata. Either way HNSW searches the whole graph keeping only those chunks,
+        so the results are the same; a chunk id names its document, so no id reaches another folder.
+        """
+        if folders is None:
+            return self._nearest(embedding, k)
+        ids = self.catalog.ids_in(folders) if folders else []
+        if not ids:
             return []
+        if len(ids) <= _QUERY_IDS_MAX:
+            try:
+                return self._nearest(embedding, k, ids=ids)
+            except StoreError as exc:
+                # Chroma fails the whole query when one id is unknown ("Error finding id"): a chunk the catalog
+                # still lists while a write replaces it, or one another replica removed. The filter answers.
+                if not isinstance(exc.__cause__, chromadb.errors.InternalError):
+                    raise
+                logger.debug("scoped query by ids failed (%s): filtering on the folders instead", exc)
+        return self._nearest(embedding, k, where={"folder": {"$in": list(folders)}})
+
+    def _nearest(self, embedding: np.ndarray, k: int, *, ids: list[str] | None = None,
+                 where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         # Chroma returns what it holds for any k, so no count() first: counting scans the collection (9 ms
         # at 100,000 chunks, a sixth of the search; BENCHMARKS.md, Latency).
-        res = self._call(
-            self._collection.query,
-            query_embeddings=[embedding],
-            n_results=k,
-            where=None if folders is None else {"folder": {"$in": list(folders)}},
-            include=["distances"],
-        )
+        res = self._call(self._collection.query, query_embeddings=[embedding], n_results=k, ids=ids, where=where,
+                         include=["distances"])
         return [(i, 1.0 - float(dist)) for i, dist in zip(res["ids"][0], res["distances"][0], strict=True)]
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:

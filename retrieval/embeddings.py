@@ -199,22 +199,14 @@ class OnnxEmbedder:
             tokenizer_path = _locate(spec.tokenizer_distribution, spec.tokenizer_file, spec.install_hint)
             model_path = _locate(spec.distribution, spec.model_file, spec.install_hint)
             _check_sha256(model_path, spec.sha256, spec.install_hint)
+            digest = spec.sha256
             if spec.quantization is not None:
-                model_path = cached_model(model_path, spec.sha256, spec.quantization, self._cache_dir(), spec.name)
+                model_path, digest = cached_model(model_path, spec.sha256, spec.quantization, self._cache_dir(),
+                                                  spec.name)
             tokenizer = Tokenizer.from_file(str(tokenizer_path))
             tokenizer.no_padding()  # we pad per batch ourselves
             tokenizer.enable_truncation(spec.max_length)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
-            # Idle worker threads sleep instead of spinning: on two shared cores spinning steals CPU from the
-            # other processes and measured slower here (query p50 20 ms spinning vs 11 ms without, under load).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            # No memory pattern: it plans (and keeps) buffers per input shape, and with dynamic padding every
-            # batch has a new shape; with it, embedding SciFact grew to 2.4 GB. Same speed without it.
-            options.enable_mem_pattern = False
-            options.log_severity_level = 3  # onnxruntime's warnings about unused initializers are noise here
-            self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+            self._session = _session(model_path, digest, self.threads)
             self._tokenizer = tokenizer
             logger.info("loaded embedder %s from %s (%d threads)", spec.name, model_path, self.threads)
 
@@ -254,6 +246,31 @@ class OnnxEmbedder:
         pooled = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+_sessions: dict[tuple[str, int], ort.InferenceSession] = {}
+_sessions_lock = threading.Lock()
+
+
+def _session(model_path: Path, digest: str, threads: int) -> ort.InferenceSession:
+    """One onnxruntime session per model file's content and thread count per process: the int8 model has a
+    copy per data dir (and the tests a data dir each), but one session serves them all."""
+    with _sessions_lock:
+        if (digest, threads) in _sessions:
+            return _sessions[digest, threads]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # Idle worker threads sleep instead of spinning: on two shared cores spinning steals CPU from the
+        # other processes and measured slower here (query p50 20 ms spinning vs 11 ms without, under load).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # No memory pattern: it plans (and keeps) buffers per input shape, and with dynamic padding every
+        # batch has a new shape; with it, embedding SciFact grew to 2.4 GB. Same speed without it.
+        options.enable_mem_pattern = False
+        options.log_severity_level = 3  # onnxruntime's warnings about unused initializers are noise here
+        session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        _sessions[digest, threads] = session
+        return session
 
 
 def get_embedder(name: str, *, batch_size: int = 32, data_dir: Path | None = None) -> OnnxEmbedder:

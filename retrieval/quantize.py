@@ -139,9 +139,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cached_model(source: Path, source_sha256: str, quantization: Quantization, cache_dir: Path, name: str) -> Path:
-    """The int8 model of ``source`` in ``cache_dir``: built on first use, checked against its SHA-256 on every
-    call, rebuilt when missing or corrupt.
+def cached_model(
+    source: Path, source_sha256: str, quantization: Quantization, cache_dir: Path, name: str
+) -> tuple[Path, str]:
+    """The int8 model of ``source`` in ``cache_dir`` and its SHA-256: built on first use, checked against its
+    SHA-256 on every call, rebuilt when missing or corrupt.
 
     Args:
         source: the packaged model (already checked against ``source_sha256``).
@@ -153,8 +155,9 @@ def cached_model(source: Path, source_sha256: str, quantization: Quantization, c
     key = hashlib.sha256(f"{source_sha256};{quantization.key()};ort={ort.__version__}".encode()).hexdigest()[:12]
     model, checksum = cache_dir / f"{name}-{key}.onnx", cache_dir / f"{name}-{key}.onnx.sha256"
     if model.is_file() and checksum.is_file():
-        if _sha256(model) == checksum.read_text().strip():
-            return model
+        digest = checksum.read_text().strip()
+        if _sha256(model) == digest:
+            return model, digest
         logger.warning("%s does not match its SHA-256: building it again", model)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -169,4 +172,4 @@ def cached_model(source: Path, source_sha256: str, quantization: Quantization, c
     except OSError as exc:
         raise EmbedderError(f"cannot write the int8 model to {cache_dir} ({exc.strerror or exc}): set "
                             "CITEBOT_DATA_DIR to a folder you may write") from exc
-    return model
+    return model, digest

@@ -86,8 +86,8 @@ class RetrievalSettings(BaseSettings):
     )
 
     embedder: Literal["minilm-l6-int8", "minilm-l6-qint8", "paraphrase-minilm-l3"] = Field(
-        "minilm-l6-int8",
-        description="Packaged embedding model (see BENCHMARKS.md for the choice); minilm-l6-qint8 is the same model "
+        "minilm-l6-qint8",
+        description="Packaged embedding model (see BENCHMARKS.md for the choice); minilm-l6-qint8 is minilm-l6-int8 "
         "run with integer kernels, built once into <data dir>/models.",
     )
     embed_batch_size: int = Field(32, ge=1, description="Texts per embedding batch.")

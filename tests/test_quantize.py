@@ -27,17 +27,16 @@ SENTENCES = [
 ]
 
 
-@pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models folder holding the int8 model, built once per test session (it takes seconds)."""
-    models = tmp_path_factory.mktemp("models")
-    _loaded(models)
-    return models
+@pytest.fixture
+def built(int8_models: Path) -> Path:
+    """The session's models folder (conftest builds it once); tests that break a file break a copy."""
+    return int8_models
 
 
 def _models_copy(built: Path, data_dir: Path) -> Path:
-    """A data dir whose models folder is a copy of the session's, so a test may break its copy."""
-    shutil.copytree(built, data_dir / "models")
+    """A data dir whose models folder is a copy of the session's (not the links conftest makes), so a test may
+    break its copy."""
+    shutil.copytree(built, data_dir / "models", dirs_exist_ok=True, copy_function=shutil.copyfile)
     return data_dir / "models"
 
 
@@ -93,23 +92,19 @@ def test_unwritable_data_dir_is_one_line_naming_the_variable(tmp_path: Path) -> 
     assert "\n" not in str(caught.value)
 
 
-def test_embedder_change_on_an_existing_index_is_refused(settings: RetrievalSettings, built: Path) -> None:
+def test_embedder_change_on_an_existing_index_is_refused(settings: RetrievalSettings) -> None:
     Pipeline(settings).index([SEEDS])
-    _models_copy(built, settings.data_dir)
-    with pytest.raises(ConfigError, match="CITEBOT_EMBEDDER=minilm-l6-int8"):
-        Pipeline(settings.model_copy(update={"embedder": "minilm-l6-qint8"}))
+    with pytest.raises(ConfigError, match="CITEBOT_EMBEDDER=minilm-l6-qint8"):
+        Pipeline(settings.model_copy(update={"embedder": "minilm-l6-int8"}))
 
 
-def test_cli_indexes_and_answers_with_the_int8_embedder(built: Path, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    data = tmp_path / "int8-data"
-    _models_copy(built, data)
+def test_cli_builds_the_int8_model_on_first_use_then_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "fresh-data"  # no model linked in: the first command builds it
     monkeypatch.setenv("CITEBOT_DATA_DIR", str(data))
-    monkeypatch.setenv("CITEBOT_EMBEDDER", "minilm-l6-qint8")
     runner = CliRunner()
     indexed = runner.invoke(cli, ["index", str(SEEDS)])
     assert indexed.exit_code == 0, indexed.output
+    assert len(list((data / "models").glob("minilm-l6-qint8-*.onnx"))) == 1
     asked = runner.invoke(cli, ["ask", "What are the therapeutic targets in the TME?"])
     assert asked.exit_code == 0, asked.output
     assert "[1]" in asked.output and "Sources:" in asked.output
-    assert len(list((data / "models").glob("*.onnx"))) == 1  # the copied cache, not a second build

@@ -115,20 +115,20 @@ def quantize(source: Path, target: Path, quantization: Quantization) -> None:
     model = onnx.load(str(source))
     fold_weights(model)
     excluded = [name for layer, role, name in weight_matmuls(model) if _selected(layer, role, quantization.keep_fp32)]
-    # quantize_dynamic logs on the root logger a suggestion to run shape pre-processing first, a hint for the
-    # model's author that a user building this at first load can do nothing about.
+    # quantize_dynamic logs on the root logger: a warning to run shape pre-processing first and a line per tensor,
+    # hints for a model's author that a user building this at first load can do nothing about.
     root = logging.getLogger()
-    root.addFilter(_no_preprocessing_hint)
+    root.addFilter(_quantizer_notes)
     try:
         quantize_dynamic(model, target, op_types_to_quantize=["MatMul"], per_channel=True,
                          reduce_range=quantization.reduce_range, weight_type=QuantType.QInt8,
                          nodes_to_exclude=excluded)
     finally:
-        root.removeFilter(_no_preprocessing_hint)
+        root.removeFilter(_quantizer_notes)
 
 
-def _no_preprocessing_hint(record: logging.LogRecord) -> bool:
-    return "pre-processing before quantization" not in record.getMessage()
+def _quantizer_notes(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR or f"onnxruntime{os.sep}quantization" not in record.pathname
 
 
 def _sha256(path: Path) -> str:

@@ -13,7 +13,6 @@ question never imports LangChain's runnables). ``BENCHMARKS.md`` records why
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.metadata
 import logging
 import os
@@ -30,7 +29,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from tokenizers import Encoding, Tokenizer
 
 from retrieval.errors import ConfigError, EmbedderError
-from retrieval.quantize import Quantization, cached_model
+from retrieval.quantize import Quantization, cached_model, file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -116,15 +115,10 @@ def _check_sha256(path: Path, expected: str, hint: str) -> None:
     """Refuse a model file whose bytes are not the ones we measured."""
     if (path, expected) in _verified:
         return
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected:
-        raise EmbedderError(
-            f"{path} does not match its SHA-256 (expected {expected}, got {digest.hexdigest()}); "
-            f"reinstall it: {hint}"
-        )
+    digest = file_sha256(path)
+    if digest != expected:
+        raise EmbedderError(f"{path} does not match its SHA-256 (expected {expected}, got {digest}); "
+                            f"reinstall it: {hint}")
     _verified.add((path, expected))
 
 

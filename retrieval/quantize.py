@@ -131,7 +131,8 @@ def _quantizer_notes(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.ERROR or f"onnxruntime{os.sep}quantization" not in record.pathname
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read a megabyte at a time."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -156,7 +157,7 @@ def cached_model(
     model, checksum = cache_dir / f"{name}-{key}.onnx", cache_dir / f"{name}-{key}.onnx.sha256"
     if model.is_file() and checksum.is_file():
         digest = checksum.read_text().strip()
-        if _sha256(model) == digest:
+        if file_sha256(model) == digest:
             return model, digest
         logger.warning("%s does not match its SHA-256: building it again", model)
     try:
@@ -166,7 +167,7 @@ def cached_model(
             built = Path(tmp) / "model.onnx"
             logger.info("building the int8 model %s from %s (once per data directory)", model.name, source)
             quantize(source, built, quantization)
-            digest = _sha256(built)
+            digest = file_sha256(built)
             os.replace(built, model)
         checksum.write_text(digest + "\n")
     except OSError as exc:

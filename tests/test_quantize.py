@@ -52,7 +52,7 @@ def test_int8_model_uses_integer_kernels_and_keeps_the_embedding_table_small(bui
     ops = {node.op_type for node in onnx.load(str(model)).graph.node}
     assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops
     assert model.stat().st_size < 30 * 2**20  # the word embeddings stay int8 (fp32 would be 47 MB)
-    assert (built / f"{model.name}.sha256").read_text().strip() == quantize._sha256(model)
+    assert (built / f"{model.name}.sha256").read_text().strip() == quantize.file_sha256(model)
 
 
 def test_int8_vectors_are_close_to_fp32(built: Path) -> None:

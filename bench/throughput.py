@@ -74,7 +74,8 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
 
 def timed_pipeline(settings: RetrievalSettings) -> tuple[Pipeline, TimedEmbedder]:
     """A fresh pipeline whose embedder adds up the seconds spent in it."""
-    embedder = TimedEmbedder(get_embedder(settings.embedder, batch_size=settings.embed_batch_size))
+    embedder = TimedEmbedder(get_embedder(settings.embedder, batch_size=settings.embed_batch_size,
+                                         data_dir=settings.data_dir))
     return Pipeline(settings, embedder=embedder, store=ChunkStore(settings, embedder)), embedder
 
 
@@ -95,7 +96,7 @@ def scifact_runs(dataset: Path, docs: int, rounds: int, data_dir: Path) -> dict[
     texts = [[c.page_content for d in part
               for c in split(d, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)]
              for part in parts]
-    raw_embedder = get_embedder(settings.embedder, batch_size=settings.embed_batch_size)
+    raw_embedder = get_embedder(settings.embedder, batch_size=settings.embed_batch_size, data_dir=settings.data_dir)
     raw_embedder.embed(texts[0][:32])  # loads the model outside the timings
     pipeline, pipeline_embedder = timed_pipeline(settings)
     rows = []

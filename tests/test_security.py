@@ -72,7 +72,7 @@ class CountingEmbedder:
     """The packaged embedder, counting the texts it is asked to embed."""
 
     def __init__(self) -> None:
-        self.inner = get_embedder("minilm-l6-int8")
+        self.inner = get_embedder(RetrievalSettings().embedder)
         self.name, self.dim = self.inner.name, self.inner.dim
         self.calls = 0
 

@@ -61,7 +61,7 @@ def test_stats_without_questions_says_so() -> None:
 
 
 def test_stats_on_a_damaged_database_warns_and_starts_afresh(settings) -> None:
-    settings.data_dir.mkdir(parents=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / "feedback.db").write_bytes(b"\x00garbage from a failing disk" * 500)
     result = CliRunner().invoke(cli, ["stats"])
     assert result.exit_code == 0 and "No questions asked in the chat bots yet" in result.output

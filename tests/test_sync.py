@@ -101,10 +101,12 @@ def test_sync_paths_are_relative_never_absolute(pipeline: Pipeline, docs: Path) 
 
 
 def test_sync_never_indexes_its_own_data_dir(tmp_path: Path) -> None:
-    (tmp_path / "notes.txt").write_text("Macrophages in tumours can be reprogrammed to attack cancer cells.\n")
-    pipeline = Pipeline(RetrievalSettings(data_dir=tmp_path / "citebot-data"))
-    pipeline.index([tmp_path])
-    report = pipeline.index([tmp_path])
+    home = tmp_path / "home"  # not tmp_path itself, which holds the tests' own data dir
+    home.mkdir()
+    (home / "notes.txt").write_text("Macrophages in tumours can be reprogrammed to attack cancer cells.\n")
+    pipeline = Pipeline(RetrievalSettings(data_dir=home / "citebot-data"))
+    pipeline.index([home])
+    report = pipeline.index([home])
     assert report.unchanged == ["notes.txt"]
     assert report.skipped == []
 

@@ -16,7 +16,7 @@ from retrieval.followup import condense_question
 from retrieval.prompts import LLM_UNAVAILABLE_NOTICE, LLM_UNVERIFIED_NOTICE
 from retrieval.search import Searcher, SearchResult
 from retrieval.settings import RetrievalSettings
-from retrieval.store import ChunkStore
+from retrieval.store import ChunkStore, make_client, recorded_embedder
 from retrieval.types import Answer, Passage, Scope, Turn, folder_of
 
 if TYPE_CHECKING:  # the LLM client (openai, langchain-openai) and the loaders (pypdf, docx, bs4) load when used
@@ -44,10 +44,16 @@ class Pipeline:
         store: ChunkStore | None = None,
     ) -> None:
         self.settings = settings or RetrievalSettings()
-        embedder = embedder or get_embedder(
-            self.settings.embedder, batch_size=self.settings.embed_batch_size, data_dir=self.settings.data_dir
-        )
-        self.store = store or ChunkStore(self.settings, embedder)
+        client = None
+        if embedder is None:
+            name = self.settings.embedder
+            if store is None and "embedder" not in self.settings.model_fields_set:
+                # An index keeps the embedder that built it unless one is asked for: a default that changed
+                # between releases must not lock a team out of its index.
+                client = make_client(self.settings)
+                name = recorded_embedder(client, self.settings.collection) or name
+            embedder = get_embedder(name, batch_size=self.settings.embed_batch_size, data_dir=self.settings.data_dir)
+        self.store = store or ChunkStore(self.settings, embedder, client=client)
         self.embedder = embedder
         self.searcher = Searcher(self.store, self.settings)
         self.llm: LLMAnswerer | None = None

@@ -123,6 +123,17 @@ def make_client(settings: RetrievalSettings) -> chromadb.ClientAPI:
                          "folder you may write") from exc
 
 
+def recorded_embedder(client: chromadb.ClientAPI, collection: str) -> str | None:
+    """The embedder an existing collection was built with; None when there is no such collection yet."""
+    try:
+        found = client.get_collection(collection, embedding_function=None)  # metadata only: no embedding here
+    except chromadb.errors.NotFoundError:
+        return None
+    except Exception as exc:
+        raise StoreError(f"cannot open collection {collection!r}: {exc}") from exc
+    return (found.metadata or {}).get("embedder")
+
+
 class ChunkStore:
     """Chunks and their embeddings in one Chroma collection (cosine space)."""
 

@@ -98,6 +98,13 @@ def test_embedder_change_on_an_existing_index_is_refused(settings: RetrievalSett
         Pipeline(settings.model_copy(update={"embedder": "minilm-l6-int8"}))
 
 
+def test_an_index_built_before_the_default_changed_keeps_its_embedder(settings: RetrievalSettings) -> None:
+    Pipeline(settings.model_copy(update={"embedder": "minilm-l6-int8"})).index([SEEDS])
+    reopened = Pipeline(settings)  # CITEBOT_EMBEDDER not set: the default would be minilm-l6-qint8
+    assert reopened.embedder.name == "minilm-l6-int8"
+    assert reopened.ask("What are the therapeutic targets in the TME?").found
+
+
 def test_cli_builds_the_int8_model_on_first_use_then_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "fresh-data"  # no model linked in: the first command builds it
     monkeypatch.setenv("CITEBOT_DATA_DIR", str(data))

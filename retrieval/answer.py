@@ -8,7 +8,8 @@ the answer, and the passages as a whole the probability that they answer the que
   ``settings.min_answer_probability``, the operating point chosen on COVID-QA (BENCHMARKS.md, "Declines");
 - otherwise a lead of the best sentence (with the next one when it alone is cut short, or when the next best
   sentence follows it), about ``LEAD_WORDS`` words at most, then up to ``MAX_SUPPORT`` supporting sentences
-  that pass ``settings.min_support_probability`` and do not repeat what is already said.
+  that pass ``settings.min_support_probability`` and do not repeat what is already said, another document's
+  best one before more of a document already quoted.
 
 Citations are numbered per source document: ``[1]`` is one document however many of its sentences are
 quoted, each quote a ``Citation`` of its own with that number and its offsets.
@@ -59,17 +60,7 @@ def compose(question: str, passages: Sequence[Passage], reading: Reading, settin
     if best is None or reading.answerable < settings.min_answer_probability:
         return declined(question, passages)
     lead = _lead(best, reading.candidates)
-    chosen = list(lead)
-    words = sum(s.words for s in lead)
-    support: list[Candidate] = []
-    for c in reading.candidates[1:]:
-        if len(support) == MAX_SUPPORT or c.probability < settings.min_support_probability:
-            break
-        if words + c.words > MAX_WORDS or any(_repeats(c, q) for q in chosen):
-            continue
-        support.append(c)
-        chosen.append(c)
-        words += c.words
+    support = _support(lead, reading.candidates[1:], settings.min_support_probability)
     numbers: dict[tuple[str, str], int] = {}  # document -> its [n]
     citations: list[Citation] = []
 
@@ -85,6 +76,30 @@ def compose(question: str, passages: Sequence[Passage], reading: Reading, settin
         paragraphs.append(" ".join(cite(q) for q in support))
     return Answer(question=question, text="\n\n".join(paragraphs), citations=citations, passages=list(passages),
                   found=True)
+
+
+def _support(lead: list[Candidate], candidates: Sequence[Candidate], threshold: float) -> list[Candidate]:
+    """Up to ``MAX_SUPPORT`` sentences past ``threshold`` that do not repeat what is already said, best first.
+
+    The best such sentence of each document not yet quoted is taken before more of a quoted one: a second
+    source saying it is worth more to a reader than a third sentence of the first.
+    """
+    eligible = [c for c in candidates if c.probability >= threshold]
+    chosen, support = list(lead), []
+    words = sum(c.words for c in lead)
+    for other_documents_first in (True, False):
+        for c in eligible:
+            quoted = {q.passage.document for q in chosen}
+            if len(support) == MAX_SUPPORT:
+                break
+            if c in support or (other_documents_first and c.passage.document in quoted):
+                continue
+            if words + c.words > MAX_WORDS or any(_repeats(c, q) for q in chosen):
+                continue
+            support.append(c)
+            chosen.append(c)
+            words += c.words
+    return sorted(support, key=lambda c: -c.probability)
 
 
 def _repeats(a: Candidate, b: Candidate) -> bool:

@@ -34,6 +34,14 @@ def test_answer_numbers_each_document_once(seeded_pipeline: Pipeline) -> None:
     assert all(len({c.number for c in answer.citations if c.document == d}) == 1 for d in numbers)
 
 
+def test_answer_quotes_a_second_document_that_says_it_too(seeded_pipeline: Pipeline) -> None:
+    # The review's web summary holds the best sentences; the paper's abstract agrees, and a reader should see
+    # both sources rather than a third sentence of the first.
+    answer = seeded_pipeline.ask("What are the therapeutic targets in the tumor microenvironment?")
+    assert sorted({c.number for c in answer.citations}) == [1, 2]
+    assert {c.passage.source for c in answer.citations} == {p.name for p in SEEDS.iterdir()}
+
+
 def test_answer_every_marker_resolves_to_a_retrieved_quote(seeded_pipeline: Pipeline) -> None:
     for question in (QUESTION, "What is the tumor microenvironment made of?", "How do fibroblasts help tumors?"):
         answer = seeded_pipeline.ask(question)

@@ -24,8 +24,8 @@ fitted on the tune fold only:
    declined) and the support threshold (the best holds-gold with the mean answer at most 66 words), replayed
    through ``answer.compose`` itself.
 
-The models are written to ``retrieval/reader_weights.json``; the thresholds are printed, to be set as the
-defaults in ``retrieval/settings.py``. Sentence vectors are cached for the run (each is needed twice).
+The models and the thresholds are written to ``retrieval/reader_weights.json``; the thresholds are to be set
+as the defaults in ``retrieval/settings.py`` too (a test compares them). Sentence vectors are cached for the run (each is needed twice).
 Figures for both folds go to ``bench/results/fit_reader.json``.
 """
 
@@ -303,6 +303,8 @@ def main() -> None:
         readings[(q, "swap")].answerable < decline or not is_relevant(asked[(q, "swap")].passages, settings)
         for q in swapped
     ])  # fmt: skip
+    # Recorded beside the models they belong to; tests hold the settings' defaults to them.
+    _store({**models, "min_answer_probability": decline, "min_support_probability": support})
     by_dataset = {
         name: {part: evaluate_at(decline, support, [q for q in qs if source[q] == name])
                for part, qs in (("tune", tune), ("held", held))}

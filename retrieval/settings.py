@@ -110,7 +110,7 @@ class RetrievalSettings(BaseSettings):
     )
     # Both operating points are fitted on COVID-QA's tune fold by bench/fit_reader.py (BENCHMARKS.md, "Reader").
     min_answer_probability: float = Field(
-        0.23, ge=0, le=1,
+        0.26, ge=0, le=1,
         description="The reader's probability that the documents answer, under which the answer is declined.",
     )
     min_support_probability: float = Field(

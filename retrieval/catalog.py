@@ -16,11 +16,12 @@ tokenizer only splits on those spaces.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,22 +250,40 @@ class Catalog:
     def search(self, query: str, k: int, folders: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first; only chunks of ``folders`` when
         given, scored with the statistics of those folders alone (``_search_within``)."""
-        if k <= 0 or (folders is not None and not folders):
-            return []
-        if folders is not None:
-            return self._search_within(query, k, folders)
-        match = self._match(query)
-        if not match:
-            return []
-        rows = self._db().execute(
-            "SELECT chunks.id, -bm25(terms) FROM terms JOIN chunks ON chunks.rowid = terms.rowid"
-            " WHERE terms MATCH ? ORDER BY rank LIMIT ?", (match, k),
-        )
-        # Equal scores by chunk id, as ``_search_within`` orders them, so a scope ranks its ties as an index of
-        # its documents alone would (FTS5 leaves their order to its row ids, which differ between the two).
-        return sorted(((i, float(s)) for i, s in rows if s > 0), key=_best_first)
+        return self.rank(query, k, folders)[0]
 
-    def _search_within(self, query: str, k: int, folders: Sequence[str]) -> list[tuple[str, float]]:
+    def rank(
+        self, query: str, k: int, folders: Sequence[str] | None = None, *, scored: Collection[str] = (),
+        depth: int = 0,
+    ) -> tuple[list[tuple[str, float]], dict[str, float]]:
+        """``search(query, k, folders)``, and the BM25 score of each id of ``scored`` that ranks among the best
+        ``depth`` (one ranked lower, or matching no term, is left out: it counts as scoring 0)."""
+        if k <= 0 or (folders is not None and not folders):
+            return [], {}
+        if folders is not None:
+            scores = self._search_within(query, folders)
+            floor = _nth_best(scores.values(), depth)
+            return _best(scores, k), {i: scores[i] for i in scored if scores.get(i, -math.inf) >= floor}
+        match = self._match(query)
+        # Every matching row's score, unordered, and chunk ids only for the rows kept: at 10k chunks FTS5's
+        # ``ORDER BY rank LIMIT 1000`` cost 1.3 ms more than scoring every match unordered (3.8 against 2.5), and
+        # joining the 1,000 to their chunk ids 0.3 more (BENCHMARKS.md, "Indexing and search against e0e347b").
+        db = self._db()
+        rows = dict(db.execute("SELECT rowid, -bm25(terms) FROM terms WHERE terms MATCH ?", (match,))) if match else {}
+        rows = {r: s for r, s in rows.items() if s > 0}
+        if not rows:
+            return [], {}
+        low = _nth_best(rows.values(), k)  # every tie of the k-th best is read, so ties rank by chunk id
+        kept = json.dumps([r for r, s in rows.items() if s >= low])
+        ranking = _best({i: rows[r] for r, i in db.execute(
+            "SELECT chunks.rowid, chunks.id FROM json_each(?) AS j JOIN chunks ON chunks.rowid = j.value", (kept,))}, k)
+        floor = _nth_best(rows.values(), depth)
+        wanted = list(scored)
+        found = db.execute(f"SELECT id, rowid FROM chunks WHERE id IN ({','.join('?' * len(wanted))})",  # noqa: S608
+                           wanted) if wanted else ()
+        return ranking, {i: rows[r] for i, r in found if rows.get(r, -math.inf) >= floor}
+
+    def _search_within(self, query: str, folders: Sequence[str]) -> dict[str, float]:
         """FTS5's BM25 as a catalog of only the chunks of ``folders`` would compute it (its padding rows
         included): each term's document count, the row count and the average length are the folders' own, so
         a space ranks as an index of its documents alone would. FTS5 computes its statistics over the whole
@@ -274,7 +293,7 @@ class Catalog:
         """
         terms = analyze(query)
         if not terms:
-            return []
+            return {}
         distinct = sorted(set(terms))
         scope = self._scope(folders)
         # (term, chunk id, occurrences in the chunk, the chunk's length) for every chunk of the folders
@@ -298,7 +317,7 @@ class Catalog:
                 idf = max(math.log((rows - counts[term] + 0.5) / (counts[term] + 0.5)), 1e-6)
                 norm = _K1 * (1 - _B + _B * _varint(size) / average)
                 scores[chunk] = scores.get(chunk, 0.0) + weight[term] * idf * frequency * (_K1 + 1) / (frequency + norm)
-        return sorted(scores.items(), key=_best_first)[:k]
+        return scores
 
     def _match(self, query: str) -> str:
         """An FTS5 query matching any of the question's terms but the common ones (each quoted, so no term
@@ -358,6 +377,17 @@ class _Scope:
 
 def _best_first(scored: tuple[str, float]) -> tuple[float, str]:
     return -scored[1], scored[0]
+
+
+def _best(scores: dict[str, float], k: int) -> list[tuple[str, float]]:
+    """The ``k`` best (chunk id, score) pairs, best first, equal scores by chunk id."""
+    return sorted(scores.items(), key=_best_first)[:k]
+
+
+def _nth_best(scores: Iterable[float], n: int) -> float:
+    """The ``n``-th highest of ``scores`` (the lowest when there are fewer; above all of them when ``n`` is 0)."""
+    ordered = sorted(scores, reverse=True)
+    return ordered[min(n, len(ordered)) - 1] if n > 0 and ordered else math.inf
 
 
 def _varint(blob: bytes) -> int:

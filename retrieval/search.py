@@ -115,13 +115,15 @@ class Searcher:
         t1 = time.perf_counter()
         dense = self.store.query(query, candidates, folders) if mode != "keyword" else []
         t2 = time.perf_counter()
-        # One ranked keyword query: its best ``candidates`` are the keyword side's proposals, and its longer
-        # tail scores the dense side's proposals (one below it scores 0, as one sharing no term does).
-        ranking = self.store.keyword_search(question, _SCORED, folders) if mode != "dense" else []
-        keyword, bm25 = ranking[:candidates], dict(ranking)
+        # One keyword query: its best ``candidates`` are the keyword side's proposals, and the dense side's
+        # proposals get their scores if they rank among its best ``_SCORED`` (one below scores 0, as one sharing
+        # no term does).
+        cosine = dict(dense)
+        keyword, bm25 = self.store.keyword_rank(question, candidates, folders, scored=cosine.keys(),
+                                                depth=_SCORED) if mode != "dense" else ([], {})
+        bm25 |= dict(keyword)
         t3 = time.perf_counter()
         # Ids and scores first; texts and metadata only for the ``k`` passages kept (BENCHMARKS.md, Latency).
-        cosine = dict(dense)
         missing = [i for i, _ in keyword if i not in cosine]
         cosine |= {i: float(np.dot(query, v)) for i, v in self.store.vectors(missing).items()}
         fused = self._fuse(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -272,6 +272,11 @@ class ChunkStore:
         """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first (catalog; see ``catch_up``), only
         of ``folders`` when given, scored as an index of those folders alone would score them."""
         return self.catalog.search(query, k, folders)
+
+    def keyword_rank(self, query: str, k: int, folders: Sequence[str] | None = None, *, scored: Collection[str],
+                     depth: int) -> tuple[list[tuple[str, float]], dict[str, float]]:
+        """``keyword_search``, and the BM25 scores of the ids of ``scored`` that rank among the best ``depth``."""
+        return self.catalog.rank(query, k, folders, scored=scored, depth=depth)
 
     def folders(self, scope: Scope | None) -> list[str] | None:
         """The indexed folders ``scope`` covers, sorted (None: no scope, every folder)."""

@@ -8,6 +8,7 @@ import pytest
 from retrieval.pipeline import Pipeline
 from retrieval.search import Searcher, minmax, rrf, score_fusion
 from retrieval.settings import RetrievalSettings
+from retrieval.types import Scope
 
 
 def test_rrf_rewards_agreement() -> None:
@@ -96,6 +97,21 @@ def test_search_both_fusions_find_codes_and_paraphrases(pipeline: Pipeline, fusi
     searcher = Searcher(pipeline.store, pipeline.settings.model_copy(update={"fusion": fusion}))
     assert searcher.search("E4021").passages[0].source == "code.txt"
     assert searcher.search("how do I housebreak a young dog").passages[0].source == "dogs.txt"
+
+
+@pytest.mark.parametrize("scoped", [False, True])
+def test_keyword_rank_scores_the_dense_sides_ids_down_to_its_depth(pipeline: Pipeline, scoped: bool) -> None:
+    """The dense side's candidates get the BM25 score they have among the keyword side's best ``depth``, else
+    none; the keyword side's own proposals are its best ``k``, in and out of a scope alike."""
+    store = pipeline.store
+    folders = store.folders(Scope.of(["."])) if scoped else None
+    question = "engine oil tomato sauce basil frobnicator"
+    full = store.keyword_search(question, 10, folders)
+    assert len(full) == 3
+    ids = [c.id for c in store.scan()]
+    top, scored = store.keyword_rank(question, 1, folders, scored=ids, depth=2)
+    assert top == full[:1]
+    assert scored == dict(full[:2])
 
 
 def test_search_keyword_side_knows_the_title_of_every_chunk(tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ fitted on the tune fold only:
    through ``answer.compose`` itself.
 
 The models and the thresholds are written to ``retrieval/reader_weights.json``; the thresholds are to be set
-as the defaults in ``retrieval/settings.py`` too (a test compares them). Sentence vectors are cached for the run (each is needed twice).
+as the defaults in ``retrieval/settings.py`` too (a test compares them). Sentence vectors are cached for the
+run (each is needed twice).
 Figures for both folds go to ``bench/results/fit_reader.json``.
 """
 

@@ -86,10 +86,10 @@ def _support(lead: list[Candidate], candidates: Sequence[Candidate], threshold: 
     """
     eligible = [c for c in candidates if c.probability >= threshold]
     chosen, support = list(lead), []
+    quoted = {c.passage.document for c in lead}
     words = sum(c.words for c in lead)
     for other_documents_first in (True, False):
         for c in eligible:
-            quoted = {q.passage.document for q in chosen}
             if len(support) == MAX_SUPPORT:
                 break
             if c in support or (other_documents_first and c.passage.document in quoted):
@@ -98,6 +98,7 @@ def _support(lead: list[Candidate], candidates: Sequence[Candidate], threshold: 
                 continue
             support.append(c)
             chosen.append(c)
+            quoted.add(c.passage.document)
             words += c.words
     return sorted(support, key=lambda c: -c.probability)
 

@@ -141,8 +141,9 @@ def _check_sha256(path: Path, expected: str, hint: str) -> None:
 _TOKENIZE_WINDOW = 1024  # texts tokenized (and sorted by length for padding) together at most
 # Padded tokens per batch at most. Attention memory grows with batch x length^2: 32 texts of 256 tokens took
 # 660 MB, 8 took 150 MB (BENCHMARKS.md, Memory). Small batches also run faster per text on this CPU (the int8
-# model, 1,000-character chunks: 0.72x the CPU time at 512 tokens as at 2,048, 0.76x at 256, 0.85x at 1,024; BENCHMARKS.md,
-# "Indexing and search against e0e347b"); the int8 vectors stay as close to fp32's (cosine 0.996 either way).
+# model, 1,000-character chunks: 0.72x the CPU time at 512 tokens as at 2,048, 0.76x at 256, 0.85x at 1,024;
+# BENCHMARKS.md, "Indexing and search against e0e347b"); the int8 vectors stay as close to fp32's (cosine 0.996
+# either way).
 _BATCH_TOKENS = 512
 # A text at most this many times longer than a batch's shortest joins it. Padding costs as much as real tokens:
 # the reader's sentences of 10 to 150 tokens padded to the longest took twice the time of batches that grow

@@ -122,8 +122,8 @@ class Searcher:
         # proposals get their scores if they rank among its best ``_SCORED`` (one below scores 0, as one sharing
         # no term does).
         cosine = dict(dense)
-        keyword, bm25 = self.store.keyword_rank(keyword_question or question, candidates, folders, scored=cosine.keys(),
-                                                depth=_SCORED) if mode != "dense" else ([], {})
+        keyword, bm25 = self.store.keyword_rank(keyword_question or question, candidates, folders,
+                                                scored=cosine.keys(), depth=_SCORED) if mode != "dense" else ([], {})
         bm25 |= dict(keyword)
         t3 = time.perf_counter()
         # Ids and scores first; texts and metadata only for the ``k`` passages kept (BENCHMARKS.md, Latency).

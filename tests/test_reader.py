@@ -33,7 +33,8 @@ def test_an_acronym_the_passages_spell_out_weighs_its_long_form_words() -> None:
 
 def test_the_default_operating_points_are_the_fitted_ones() -> None:
     # A refit that moves the decline point must move the default a user gets, or the declines measured in
-    # BENCHMARKS are not the bot's (0.23 stayed the default after a fit chose 0.26: 41% of unanswerable questions declined, not 45%).
+    # BENCHMARKS are not the bot's (0.23 stayed the default after a fit chose 0.26: 41% of unanswerable
+    # questions declined, not 45%).
     fitted, defaults = reader.weights(), RetrievalSettings(_env_file=None)
     assert defaults.min_answer_probability == fitted["min_answer_probability"]
     assert defaults.min_support_probability == fitted["min_support_probability"]

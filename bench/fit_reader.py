@@ -8,10 +8,12 @@ manuals); their tune folds are fitted on together and the figures are reported p
 Questions are split by their paper into a "tune" and a "held" fold (``answer_eval.fold``). Everything is
 fitted on the tune fold only:
 
-1. the cheap sentence model (logistic regression on the features that need no embedding), labels: the
-   sentence holds the gold answer (60% of its content words, as the judgement is made);
+1. the cheap sentence model (on the features that need no embedding), labels: the sentence holds the gold
+   answer (60% of its content words, as the judgement is made);
 2. the sentence model over all features, fitted on the candidates of a wide embedding budget: the smallest
-   that keeps the best answering sentence for 94% of the questions whose passages hold one;
+   that keeps the best answering sentence for 94% of the questions whose passages hold one. Both sentence
+   models rank (``fit_ranking``: which of a question's candidates answers, then calibrated to a probability);
+   pointwise logistic regression, fitted before 2026-12-02 17:00, read 1-3 points worse (BENCHMARKS "Reader");
 3. the embedding budget kept (``embed_limit``): the smallest whose top 3 sentences hold the gold answer as
    often, within half a point, as the wide budget's (each embedded sentence costs query time);
 4. the answerable model (question level), labels: 1 for each question asked of the full index, 0 for the
@@ -87,6 +89,41 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> dict:
             break
     return {"features": list(names), "mean": mean.tolist(), "scale": scale.tolist(),
             "weights": w[:-1].tolist(), "bias": float(w[-1])}
+
+
+def fit_ranking(groups: list[tuple[np.ndarray, np.ndarray]], names: tuple[str, ...]) -> dict:
+    """Weights that rank each question's answering sentences first, calibrated to probabilities.
+
+    ``groups`` holds each question's candidate features and labels. The ranking weights maximise, per question,
+    the softmax probability of its answering sentences among its candidates (a conditional logit: what the reader
+    decides is which sentence of *these* answers, so features that are the same for every candidate of a question
+    carry no weight here); a one-feature logistic regression over the ranking score (Platt scaling) then turns
+    it into the probability the thresholds and the answerable model read.
+    """
+    from scipy.optimize import minimize
+
+    x = np.vstack([g for g, _ in groups])
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    ranked = [((g - mean) / scale, y.astype(bool)) for g, y in groups if y.any() and not y.all()]
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        total, gradient = 0.5 * L2 * w @ w, L2 * w
+        for z, answers in ranked:
+            s = z @ w
+            p = np.exp(s - s.max())
+            p /= p.sum()
+            mass = p[answers].sum()
+            total -= np.log(mass)
+            gradient = gradient + p @ z - (p[answers] / mass) @ z[answers]
+        return total, gradient
+
+    w = minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B").x
+    score = ((x - mean) / scale) @ w
+    platt = fit_logistic(score[:, None], np.concatenate([y for _, y in groups]).astype(float), ("score",))
+    a = platt["weights"][0] / platt["scale"][0]
+    return {"features": list(names), "mean": mean.tolist(), "scale": scale.tolist(),
+            "weights": (a * w).tolist(), "bias": platt["bias"] - a * platt["mean"][0]}
 
 
 def swap_entities(questions: dict[str, str], donors: list[str], vocabulary: set[str]) -> dict[str, str]:
@@ -198,15 +235,13 @@ def main() -> None:
     print(f"{len(golds)} questions: {len(tune)} tune, {len(held)} held")
 
     # 1. the cheap model, on every candidate of the tune questions
-    cheap_x, cheap_y, per_question = [], [], {}
+    per_question = {}
     for q in tune:
         a = asked[(q, "full")]
         rows = reader._rows(a.text, a.passages, reader.question_weights(a.text, a.passages))
-        labels = [holds(r.passage.text[r.start : r.end], golds[q]) for r in rows]
-        cheap_x += [r.cheap for r in rows]
-        cheap_y += labels
-        per_question[q] = (np.asarray([r.cheap for r in rows]), np.asarray(labels))
-    cheap = fit_logistic(np.asarray(cheap_x), np.asarray(cheap_y, dtype=float), reader.CHEAP_FEATURES)
+        if rows:
+            per_question[q] = (np.asarray([r.cheap for r in rows]), np.asarray([holds(r.text, golds[q]) for r in rows]))
+    cheap = fit_ranking(list(per_question.values()), reader.CHEAP_FEATURES)
     model = reader._Logistic.from_dict(cheap)
     _store({"cheap": cheap})  # the cut below is this model's
 
@@ -226,9 +261,11 @@ def main() -> None:
 
     # 2. the sentence model, on the candidates of the wide budget
     feats = featurize(wide)
-    ys = [holds(r.passage.text[r.start : r.end], golds[q]) for q in tune for r in feats[(q, "full")][0]]
-    sentence = fit_logistic(np.vstack([feats[(q, "full")][1] for q in tune]), np.asarray(ys, dtype=float),
-                            reader.FEATURES)
+    sentence = fit_ranking(
+        [(feats[(q, "full")][1], np.asarray([holds(r.text, golds[q]) for r in feats[(q, "full")][0]]))
+         for q in tune if feats[(q, "full")][0]],
+        reader.FEATURES,
+    )
     sentence_model = reader._Logistic.from_dict(sentence)
 
     # 3. the budget kept: as few embedded sentences as read as well as the wide budget
@@ -237,7 +274,7 @@ def main() -> None:
         for q in questions:
             a = asked[(q, "full")]
             rows, x = reader.features(a.text, a.passages, embedder, limit=limit)
-            y = [holds(r.passage.text[r.start : r.end], golds[q]) for r in rows]
+            y = [holds(r.text, golds[q]) for r in rows]
             order = np.argsort(-sentence_model(x), kind="stable")[:3] if rows else []
             hits.append(any(y[i] for i in order))
         return float(np.mean(hits))
@@ -251,7 +288,7 @@ def main() -> None:
     _store({"cheap": cheap, "embed_limit": embed_limit, "sentence": sentence})
 
     with (RESULTS / "reader-features.pkl").open("wb") as fh:  # for trying other models offline
-        labels = {q: [holds(r.passage.text[r.start : r.end], golds[q]) for r in feats[(q, "full")][0]] for q in golds}
+        labels = {q: [holds(r.text, golds[q]) for r in feats[(q, "full")][0]] for q in golds}
         pickle.dump({"x": {k: v[1] for k, v in feats.items()}, "labels": labels,
                      "fold": {q: fold(g.doc_id) for q, g in golds.items()}}, fh)
 
@@ -295,7 +332,7 @@ def main() -> None:
     ok = [c for c in curve if c["declined_answerable"] <= MAX_ANSWERABLE_DECLINED] or curve[:1]
     decline = max(ok, key=lambda c: (c["declined_unanswerable"], -c["threshold"]))["threshold"]
     shapes = []
-    for support in (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5):
+    for support in np.round(np.arange(0.0, 0.51, 0.01), 2):
         row = evaluate_at(decline, float(support), tune)
         shapes.append({"support": float(support), **row})
     fits = [s for s in shapes if s["mean_words"] <= MAX_MEAN_WORDS] or shapes[-1:]

@@ -3,14 +3,15 @@
 Every sentence of the passages is a candidate, described by a few features: how much of the question's
 weight it covers (terms weighted by their rarity in English, from ``wordfreq``, so "MERS" counts more than
 "cause"), the same with its neighbouring sentences, its passage's rank and scores, answer-type cues ("how
-many" wants a number, "when" a date, "which option" a flag) and its shape (length, a statement or a heading).
-A logistic model of these cheap features picks the most promising candidates, the packaged embedder adds
-each one's similarity to the question (one batched call): the cosine of the sentence vectors, and how close
-each content word of the question comes to some token of the sentence (late interaction over the same run's
-token vectors), and a second logistic model gives the probability that the sentence holds the answer. A
-third, over the question's best candidate and how much of the question the passages cover at all, gives the
-probability that the documents answer the question. A sentence the source cut off ("...") is never a
-candidate.
+many" wants a number, "when" a date, "which option" a flag), what it says beyond the question's words (and
+how specific that is) and its shape (length, a statement or a heading). A linear model of these cheap
+features picks the most promising candidates, the packaged embedder adds each one's similarity to the
+question (one batched call): the cosine of the sentence vectors, and how close each content word of the
+question comes to some token of the sentence (late interaction over the same run's token vectors), and a
+second linear model gives the probability that the sentence holds the answer. A third, over the question's
+best candidate and how much of the question the passages cover (one passage, one document, all of them),
+gives the probability that the documents answer the question. A sentence the source cut off ("...") is
+never a candidate.
 
 The weights are fitted on development questions (COVID-QA's papers and ``bench/data/manuals``, software
 manuals) by ``bench/fit_reader.py`` and stored in ``reader_weights.json``; nothing here is hand-tuned.
@@ -32,7 +33,7 @@ from wordfreq import zipf_frequency
 
 from retrieval import acronyms
 from retrieval.embeddings import TokenEmbedder, TokenVectors
-from retrieval.keyword import analyze
+from retrieval.keyword import analyze, stems
 from retrieval.sentences import spans
 from retrieval.types import Passage
 
@@ -42,12 +43,13 @@ CHEAP_FEATURES = (
     "bigrams", "run",
     "passage_score", "passage_rank", "dense_score", "document_share", "top_document", "position",
     "type_match", "type_miss", "listing", "lists_focus", "log_words", "short", "statement", "fragment", "question",
-    "heading",
+    "heading", "novel_share", "novel_rarity", "about_text", "bigrams_anaphor", "run_anaphor",
 )  # fmt: skip
 FEATURES = (*CHEAP_FEATURES, "cosine", "cosine_gap", "cosine_context", "cosine_x_overlap", "maxsim")
 ANSWERABLE_FEATURES = (
     "best", "runner_up_gap", "best_cosine", "max_cosine", "coverage", "coverage_rare", "best_overlap",
     "best_bigrams", "max_bigrams", "max_run", "top_document_share", "rarest_found", "best_maxsim", "max_maxsim",
+    "passage_coverage", "document_coverage",
 )  # fmt: skip
 _RARE = 0.75  # question terms at least this share of the rarest one's weight count as its rare terms
 
@@ -83,6 +85,12 @@ _CUT_OFF = re.compile(r"(?:\.\.\.|…)\W*$")
 # A sentence opening with one of these goes on from the one before ("These targets include ..."): it is read
 # with that sentence's terms.
 _ANAPHOR = re.compile(r"^(?:these|this|those|such|they|their|it|its|both|each|all of these)\b", re.I)
+# A sentence about the text itself rather than its subject ("For more information ..., consult the full review
+# article", "In this study, we ..."): it points at an answer without giving one.
+_ABOUT_TEXT = re.compile(
+    r"\b(?:for (?:more|further|additional) (?:information|details)|see (?:also|the)|refer to|consult|visit"
+    r"|(?:this|the present|our|the current) (?:study|review|article|paper|report|work|chapter|section|document"
+    r"|manual|guide)|here,? we|in this (?:study|review|article|paper|report|work))\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -196,6 +204,10 @@ class _Row:
     terms: frozenset[str]
     cheap: list[float]
 
+    @property
+    def text(self) -> str:
+        return self.passage.text[self.start : self.end]
+
 
 def _bigrams(terms: Sequence[str]) -> set[tuple[str, str]]:
     return set(zip(terms, terms[1:], strict=False))
@@ -232,7 +244,8 @@ def _rows(question: str, passages: Sequence[Passage], wanted: dict[str, float]) 
         # When the title states them all, every sentence of the document is on the question: plain coverage.
         untitled = {t: w for t, w in wanted.items() if t not in set(analyze(passage.title))} or wanted
         found = spans(passage.text)
-        ordered = [analyze(passage.text[a:b]) for a, b in found]
+        words = [analyze(passage.text[a:b], stem=False) for a, b in found]
+        ordered = [stems(w) for w in words]
         terms = [frozenset(t) for t in ordered]
         for i, (a, b) in enumerate(found):
             text = passage.text[a:b]
@@ -240,8 +253,15 @@ def _rows(question: str, passages: Sequence[Passage], wanted: dict[str, float]) 
             if not quotable(text):
                 continue
             context = terms[i].union(*terms[max(i - 1, 0) : i + 2])
-            read_with = terms[i] | terms[i - 1] if i and _ANAPHOR.match(text) else terms[i]
+            # "These targets include ...": read with the sentence before it, whose words it goes on from.
+            anaphor = bool(i) and bool(_ANAPHOR.match(text))
+            read_with = terms[i] | terms[i - 1] if anaphor else terms[i]
+            ordered_with = ordered[i - 1] + ordered[i] if anaphor else ordered[i]
             matched = bool(cue.search(text)) if cue else False
+            # What the sentence says beyond the question's words, and how specific that is: an echo of the
+            # question ("The review of therapeutic targets in the tumor microenvironment ...") adds little, an
+            # answer adds names, figures and rare terms.
+            novel = [rarity(w) for w, t in zip(words[i], ordered[i], strict=True) if t not in wanted]
             rows.append(
                 _Row(passage, rank, a, b, terms[i], [
                     _covered(terms[i], wanted),
@@ -269,6 +289,11 @@ def _rows(question: str, passages: Sequence[Passage], wanted: dict[str, float]) 
                     float(text[:1].islower()),
                     float(bool(_ASKS.search(text))),
                     float(bool(_HEADING.match(text)) and not _NUMBER.search(text)),
+                    len(novel) / len(words[i]) if words[i] else 0.0,
+                    sum(novel) / len(novel) if novel else 0.0,
+                    float(bool(_ABOUT_TEXT.search(text))),
+                    len(asked_pairs & _bigrams(ordered_with)) / len(asked_pairs) if asked_pairs else 0.0,
+                    _longest_run(asked, ordered_with) / len(asked) if asked else 0.0,
                 ])
             )  # fmt: skip
     best_overlap = max((r.cheap[0] for r in rows), default=0.0)
@@ -298,7 +323,7 @@ def features(
         rows = [rows[i] for i in keep]
     if not rows:
         return rows, np.zeros((0, len(FEATURES)))
-    vectors, tokens = embedder.embed_tokens([question, *(r.passage.text[r.start : r.end] for r in rows)])
+    vectors, tokens = embedder.embed_tokens([question, *(r.text for r in rows)])
     cosine = vectors[1:] @ vectors[0]
     context = np.array([_context_cosine(rows, cosine, i) for i in range(len(rows))])
     cheap = np.asarray([r.cheap for r in rows])
@@ -346,6 +371,12 @@ def question_features(
     column = {
         name: matrix[:, FEATURES.index(name)] for name in ("cosine", "bigrams", "run", "document_share", "maxsim")
     }
+    # How much of the question one passage, and one document, covers: the paper that answers a question
+    # usually names most of what it asks; without it the terms are spread over several near-topic papers.
+    by_passage = [frozenset(analyze(p.text)) for p in passages]
+    by_document: dict[tuple[str, str], frozenset[str]] = {}
+    for p, terms in zip(passages, by_passage, strict=True):
+        by_document[p.document] = by_document.get(p.document, frozenset()) | terms
     return np.array([
         probability[best],
         probability[best] - runner_up,
@@ -358,9 +389,11 @@ def question_features(
         column["bigrams"].max(),
         column["run"].max(),
         column["document_share"].max(),
-        float(_rarest(wanted) in frozenset(analyze(" ".join(p.text for p in passages)))),
+        float(_rarest(wanted) in frozenset().union(*by_passage)),
         column["maxsim"][best],
         column["maxsim"].max(),
+        max(_covered(t, wanted) for t in by_passage),
+        max(_covered(t, wanted) for t in by_document.values()),
     ])  # fmt: skip
 
 

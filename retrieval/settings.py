@@ -110,11 +110,11 @@ class RetrievalSettings(BaseSettings):
     )
     # Both operating points are fitted on COVID-QA's tune fold by bench/fit_reader.py (BENCHMARKS.md, "Reader").
     min_answer_probability: float = Field(
-        0.26, ge=0, le=1,
+        0.29, ge=0, le=1,
         description="The reader's probability that the documents answer, under which the answer is declined.",
     )
     min_support_probability: float = Field(
-        0.1, ge=0, le=1, description="A sentence's probability of answering, under which it does not support the lead."
+        0.07, ge=0, le=1, description="A sentence's probability of answering, under which it does not support the lead."
     )
     max_sentences: int = Field(5, ge=1, description="Sentences in a language model's answer at most.")
     history_turns: int = Field(

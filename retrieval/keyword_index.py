@@ -60,7 +60,8 @@ class _Segment:
         return cls(terms[order], slots[order], freqs[order])
 
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = np.searchsorted(self.terms, [term, term + 1])
+        # the bounds in the terms' own dtype: another one makes numpy convert the whole array first
+        lo, hi = self.terms.searchsorted(np.array([term, term + 1], self.terms.dtype))
         return self.slots[lo:hi], self.freqs[lo:hi]
 
 

@@ -56,7 +56,8 @@ def compare(args: argparse.Namespace) -> None:
         print(f"first differing claim #{n}: {a[n]['claim']!r}")
         for p, q in zip(a[n]["passages"], b[n]["passages"], strict=False):
             if p != q:
-                print(" ", {k: v for k, v in p.items() if k != "text"}, "\n ", {k: v for k, v in q.items() if k != "text"})
+                for side in (p, q):
+                    print(" ", {key: value for key, value in side.items() if key != "text"})
                 break
         sys.exit(1)
 

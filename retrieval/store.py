@@ -217,8 +217,8 @@ class ChunkStore:
             for s in sources
         ]
         self._put_rows(rows, generation)
-        self.catalog.replace(rows, [CatalogChunk(i, str(m["source"]), c.page_content, m)
-                                    for i, c, m in zip(ids, chunks, metadatas, strict=True)])
+        self.catalog.replace(rows, [CatalogChunk(i, str(m["source"]), c.page_content, m, v)
+                                    for i, c, m, v in zip(ids, chunks, metadatas, embeddings, strict=True)])
         self._finish(generation, caught_up)
 
     def remove(self, root: str, sources: Sequence[str]) -> None:
@@ -266,8 +266,7 @@ class ChunkStore:
         self.catalog.stamp(root_key(root), source, size, mtime_ns)
 
     def keyword_search(self, query: str, k: int, folders: Sequence[str] | None = None) -> list[tuple[str, float]]:
-        """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first (catalog; see ``catch_up``), only
-        of ``folders`` when given, scored as an index of those folders alone would score them."""
+        """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first (``KeywordIndex.search``)."""
         return self.keywords.search(query, k, folders)
 
     def keyword_rank(self, query: str, k: int, folders: Sequence[str] | None = None, *, scored: Collection[str],
@@ -338,11 +337,14 @@ class ChunkStore:
         return [(i, 1.0 - float(dist)) for i, dist in zip(res["ids"][0], res["distances"][0], strict=True)]
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """The stored embeddings of these ids (unknown ids are left out), without their texts."""
+        """The stored embeddings of these ids (unknown ids are left out), without their texts: from the catalog,
+        from Chroma only those it does not hold settled."""
+        held = self.catalog.vectors(ids)
+        ids = [i for i in ids if i not in held]
         if not ids:
-            return {}
+            return held
         res = self._call(self._collection.get, ids=list(ids), include=["embeddings"])
-        return {i: np.asarray(res["embeddings"][n], dtype=np.float32) for n, i in enumerate(res["ids"])}
+        return held | {i: np.asarray(res["embeddings"][n], dtype=np.float32) for n, i in enumerate(res["ids"])}
 
     def get(self, ids: Sequence[str], *, embeddings: bool = False) -> list[StoredChunk]:
         """The chunks with these ids (unknown ids are left out), in the order given."""
@@ -397,7 +399,7 @@ class ChunkStore:
         records) the records themselves. A document not completely stored is left out, so sync rewrites it."""
         by_doc: dict[tuple[str, str], list[StoredChunk]] = {}
         unfoldered: list[StoredChunk] = []
-        for chunk in self.scan():
+        for chunk in self.scan(embeddings=True):
             by_doc.setdefault((str(chunk.metadata["root"]), str(chunk.metadata["source"])), []).append(chunk)
             if "folder" not in chunk.metadata:
                 unfoldered.append(chunk)
@@ -413,7 +415,7 @@ class ChunkStore:
                     record is not None and (record["pending"] or record["doc_hash"] != next(iter(hashes)))):
                 continue
             rows.append(DocumentRow(rk, source, hashes.pop(), n_chunks, generation))
-            terms += [CatalogChunk(c.id, source, c.text, c.metadata) for c in stored]
+            terms += [CatalogChunk(c.id, source, c.text, c.metadata, c.embedding) for c in stored]
         if not generation:  # a store written before document records existed
             self._put_rows(rows, 1)
             generation = 2  # above the records, so catching up never reads them all again
@@ -447,12 +449,12 @@ class ChunkStore:
             return 1
         if row is not None and row.doc_hash == meta["doc_hash"]:
             return 0
-        stored = list(self.scan(where={"$and": [{"root": rk}, {"source": source}]}))
+        stored = list(self.scan(where={"$and": [{"root": rk}, {"source": source}]}, embeddings=True))
         if len(stored) != int(meta["n_chunks"]) or any(c.metadata["doc_hash"] != meta["doc_hash"] for c in stored):
             unsettled.append(int(meta["generation"]))
             return 0
         new = DocumentRow(rk, source, str(meta["doc_hash"]), int(meta["n_chunks"]), int(meta["generation"]))
-        self.catalog.replace([new], [CatalogChunk(c.id, source, c.text, c.metadata) for c in stored])
+        self.catalog.replace([new], [CatalogChunk(c.id, source, c.text, c.metadata, c.embedding) for c in stored])
         return 1
 
     def _records(self, where: dict[str, Any] | None = None) -> Iterator[Mapping[str, Any]]:

@@ -28,6 +28,8 @@ K = 24
 
 def dump(args: argparse.Namespace) -> None:
     pipeline = corpora.build(args.dataset, args.data, args.size)
+    if hasattr(pipeline.store, "keywords"):  # the in-memory keyword index, not the catalog's FTS5 meanwhile
+        pipeline.store.keywords.load()
     claims = list(load_beir(args.dataset).queries.values())[: args.queries]
     out = []
     for claim in claims:

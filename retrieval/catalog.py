@@ -19,9 +19,11 @@ spaces.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +45,16 @@ FORMAT = 4
 PAD_ROWS = 1000
 PAD_TERMS = 100  # about a default chunk's terms
 PAD_TEXT = " ".join(["__pad__"] * PAD_TERMS)  # "__pad__" is no analysed word
-# Folder lists whose chunk ids ``ids_in`` keeps per thread (10,000 ids: about 1 MB).
+# FTS5's bm25() parameters (fixed in SQLite), for the scores of a scope computed with its own statistics.
+K1, B = 1.2, 0.75
+# FTS5 scores every row holding any question term, and that is what a query costs (66 ms at 100k chunks).
+# A term in more than this share of the chunks (and in more than COMMON_MIN of them) weighs at most
+# log(5.7) against 6-10 for the terms that decide the ranking, so it is left out of the query: a third of
+# the time at 100k chunks, and SciFact hybrid nDCG@10 0.740 instead of 0.735 (BENCHMARKS.md, "Live index").
+# The in-memory index (``keyword_index``) prunes by the same rule.
+COMMON_SHARE = 0.15
+COMMON_MIN = 1000
+# Folder lists whose chunk ids and statistics ``_scope`` keeps per thread (10,000 ids: about 1 MB).
 _SCOPES_CACHED = 8
 # Entries of the change log kept: a reader further behind than this many document changes loads everything.
 _CHANGES_KEPT = 10_000
@@ -195,8 +206,12 @@ class Catalog:
         return cached[1]
 
     def ids_in(self, folders: Sequence[str]) -> list[str]:
-        """The ids of every chunk in ``folders``, read again only when the catalog changed (per thread, the last
-        few folder lists asked for: a help desk asks from the same few spaces over and over)."""
+        """The ids of every chunk in ``folders``."""
+        return self._scope(folders).ids
+
+    def _scope(self, folders: Sequence[str]) -> _Scope:
+        """The chunk ids and BM25 statistics of ``folders``, read again only when the catalog changed (per
+        thread, the last few folder lists asked for: a help desk asks from the same few spaces over and over)."""
         db = self._db()
         version = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
         cached = getattr(self._local, "scopes", None)
@@ -206,8 +221,13 @@ class Catalog:
         if key not in cached[1]:
             if len(cached[1]) >= _SCOPES_CACHED:
                 cached[1].pop(next(iter(cached[1])))
-            cached[1][key] = [i for (i,) in db.execute(
-                f"SELECT id FROM chunks WHERE folder IN ({','.join('?' * len(key))})", key)]  # noqa: S608
+            rows = db.execute("SELECT chunks.id, terms_docsize.sz FROM chunks JOIN terms_docsize ON"  # noqa: S608
+                              f" terms_docsize.id = chunks.rowid WHERE folder IN ({','.join('?' * len(key))})", key)
+            ids, length = [], 0
+            for i, size in rows:
+                ids.append(i)
+                length += _varint(size)
+            cached[1][key] = _Scope(ids, length)
         return cached[1][key]
 
     def replace(self, docs: Sequence[DocumentRow], chunks: Iterable[CatalogChunk]) -> None:
@@ -267,6 +287,96 @@ class Catalog:
         slow every query (2-3x at 100k chunks) until FTS5's gradual merging caught up."""
         with self._transaction() as db:
             db.execute("INSERT INTO terms (terms) VALUES ('optimize')")
+
+    def search(self, query: str, k: int, folders: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first; only chunks of ``folders`` when
+        given, scored with the statistics of those folders alone (``_search_within``)."""
+        return self.rank(query, k, folders)[0]
+
+    def rank(
+        self, query: str, k: int, folders: Sequence[str] | None = None, *, scored: Collection[str] = (),
+        depth: int = 0,
+    ) -> tuple[list[tuple[str, float]], dict[str, float]]:
+        """``search(query, k, folders)``, and the BM25 score of each id of ``scored`` that ranks among the best
+        ``depth`` (one ranked lower, or matching no term, is left out: it counts as scoring 0)."""
+        if k <= 0 or (folders is not None and not folders):
+            return [], {}
+        if folders is not None:
+            scores = self._search_within(query, folders)
+            floor = _nth_best(scores.values(), depth)
+            return _best(scores, k), {i: scores[i] for i in scored if scores.get(i, -math.inf) >= floor}
+        match = self._match(query)
+        # Every matching row's score, unordered, and chunk ids only for the rows kept: at 10k chunks FTS5's
+        # ``ORDER BY rank LIMIT 1000`` cost 1.3 ms more than scoring every match unordered (3.8 against 2.5), and
+        # joining the 1,000 to their chunk ids 0.3 more (BENCHMARKS.md, "Indexing and search against e0e347b").
+        db = self._db()
+        rows = dict(db.execute("SELECT rowid, -bm25(terms) FROM terms WHERE terms MATCH ?", (match,))) if match else {}
+        rows = {r: s for r, s in rows.items() if s > 0}
+        if not rows:
+            return [], {}
+        low = _nth_best(rows.values(), k)  # every tie of the k-th best is read, so ties rank by chunk id
+        kept = json.dumps([r for r, s in rows.items() if s >= low])
+        ranking = _best({i: rows[r] for r, i in db.execute(
+            "SELECT chunks.rowid, chunks.id FROM json_each(?) AS j JOIN chunks ON chunks.rowid = j.value", (kept,))}, k)
+        floor = _nth_best(rows.values(), depth)
+        wanted = list(scored)
+        found = db.execute(f"SELECT id, rowid FROM chunks WHERE id IN ({','.join('?' * len(wanted))})",  # noqa: S608
+                           wanted) if wanted else ()
+        return ranking, {i: rows[r] for i, r in found if rows.get(r, -math.inf) >= floor}
+
+    def _search_within(self, query: str, folders: Sequence[str]) -> dict[str, float]:
+        """FTS5's BM25 as a catalog of only the chunks of ``folders`` would compute it (its padding rows
+        included): each term's document count, the row count and the average length are the folders' own, so
+        a space ranks as an index of its documents alone would. FTS5 computes its statistics over the whole
+        table, so the occurrences of the question's terms in the folders are scored here; it costs about what
+        FTS5's own query does for a tenth of 100k chunks, and more as the scope grows (BENCHMARKS.md,
+        "Document spaces").
+        """
+        terms = analyze(query)
+        if not terms:
+            return {}
+        distinct = sorted(set(terms))
+        scope = self._scope(folders)
+        # (term, chunk id, occurrences in the chunk, the chunk's length) for every chunk of the folders
+        found = self._db().execute(
+            "SELECT occurrences.term, chunks.id, count(*), terms_docsize.sz FROM occurrences"  # noqa: S608
+            " JOIN chunks ON chunks.rowid = occurrences.doc JOIN terms_docsize ON terms_docsize.id = chunks.rowid"
+            f" WHERE occurrences.term IN ({','.join('?' * len(distinct))})"
+            f" AND chunks.folder IN ({','.join('?' * len(folders))}) GROUP BY occurrences.term, occurrences.doc",
+            (*distinct, *folders),
+        ).fetchall()
+        counts = Counter(term for term, *_ in found)
+        common = max(COMMON_MIN, COMMON_SHARE * len(scope.ids))
+        kept = [t for t in terms if counts[t] <= common] or terms  # as ``_match`` keeps them
+        weight = Counter(kept)  # a repeated term counts once per occurrence, as in the FTS5 query
+        rows = len(scope.ids) + PAD_ROWS
+        average = (scope.length + PAD_ROWS * PAD_TERMS) / rows
+        scores: dict[str, float] = {}
+        for term, chunk, frequency, size in found:
+            if term in weight:
+                # FTS5's IDF, clamped as FTS5 clamps it (sqlite's fts5_aux.c, fts5Bm25Function)
+                idf = max(math.log((rows - counts[term] + 0.5) / (counts[term] + 0.5)), 1e-6)
+                norm = K1 * (1 - B + B * _varint(size) / average)
+                scores[chunk] = scores.get(chunk, 0.0) + weight[term] * idf * frequency * (K1 + 1) / (frequency + norm)
+        return scores
+
+    def _match(self, query: str) -> str:
+        """An FTS5 query matching any of the question's terms but the common ones (each quoted, so no term
+        is read as an operator).
+
+        A repeated term stays repeated, so it counts once per occurrence as it did with ``bm25s``: SciFact
+        hybrid nDCG@10 0.735 against 0.732 when each term counts once (BENCHMARKS.md, "Live index").
+        """
+        terms = analyze(query)
+        if not terms:
+            return ""
+        distinct = sorted(set(terms))
+        db = self._db()
+        marks = ",".join("?" * len(distinct))
+        rows = dict(db.execute(f"SELECT term, doc FROM vocabulary WHERE term IN ({marks})", distinct))  # noqa: S608
+        common = max(COMMON_MIN, COMMON_SHARE * self.chunk_count())
+        kept = [t for t in terms if rows.get(t, 0) <= common] or terms
+        return " OR ".join(f'"{t}"' for t in kept)
 
     def chunks(self, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         """The text and metadata of each of ``ids`` that a settled document holds (a document being rewritten
@@ -359,3 +469,37 @@ def _log(db: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> None:
     """Note the documents a change touched, for in-memory readers (``changed_since``), keeping the log short."""
     db.executemany("INSERT INTO changes (root, source) VALUES (?, ?)", keys)
     db.execute("DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - ?", (_CHANGES_KEPT,))
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """The chunks of some folders as BM25 sees them: their ids and their total length in terms."""
+
+    ids: list[str]
+    length: int
+
+
+def _best_first(scored: tuple[str, float]) -> tuple[float, str]:
+    return -scored[1], scored[0]
+
+
+def _best(scores: dict[str, float], k: int) -> list[tuple[str, float]]:
+    """The ``k`` best (chunk id, score) pairs, best first, equal scores by chunk id."""
+    return sorted(scores.items(), key=_best_first)[:k]
+
+
+def _nth_best(scores: Iterable[float], n: int) -> float:
+    """The ``n``-th highest of ``scores`` (the lowest when there are fewer; above all of them when ``n`` is 0)."""
+    ordered = sorted(scores, reverse=True)
+    return ordered[min(n, len(ordered)) - 1] if n > 0 and ordered else math.inf
+
+
+def _varint(blob: bytes) -> int:
+    """A chunk's length from FTS5's ``terms_docsize`` row: one SQLite varint per column (7 bits a byte, most
+    significant first, the high bit set on all but the last; a ninth byte holds 8 bits)."""
+    value = 0
+    for byte in blob[:8]:
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value
+    return (value << 8) | blob[8]

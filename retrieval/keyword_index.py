@@ -8,9 +8,9 @@ question costs a few array operations per term. The scores are FTS5's own, opera
 row count and the average length, and the same pruning of common terms; a scope is scored with its own
 statistics, as an index of its documents alone would score it.
 
-Loading reads every chunk's terms (0.3 s at 10k chunks), more than a one-shot ``citebot ask`` should pay, so a
-process's first question is ranked by the catalog's FTS5 query (the same scores) and its second starts the load
-in a thread of its own; FTS5 answers until the load is done.
+Loading reads every chunk's terms (0.5-0.6 CPU-s at 10k chunks, 6.5 s at 100k), more than a one-shot
+``citebot ask`` should pay, so a process's first question is ranked by the catalog's FTS5 query (the same
+scores) and its second starts the load in a thread of its own; FTS5 answers until the load is done.
 
 Keeping in step: every catalog change logs the documents it touched (``Catalog.changed_since``). Before a query
 the index compares the log's last number with its own and, when another thread or process changed the

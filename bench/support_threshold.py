@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 import scifact
 
-from retrieval.catalog import Catalog, ChunkTerms, DocumentRow
+from retrieval.catalog import Catalog, CatalogChunk, DocumentRow
 from retrieval.embeddings import MODELS, get_embedder
 from retrieval.grounding import Support, SupportChecker
+from retrieval.keyword_index import KeywordIndex
 from retrieval.types import Passage
 
 logger = logging.getLogger(__name__)
@@ -67,9 +68,10 @@ def build_pairs(folder: Path, seed: int) -> list[Pair]:
         pairs.append(("random", claim, passage[other], set()))
     index = Catalog(Path(tempfile.mkdtemp(prefix="citebot-threshold-")) / "catalog.sqlite")
     index.replace([DocumentRow("scifact", i, "", 1, 0) for i in docs],
-                  [ChunkTerms(i, i, d.passage) for i, d in docs.items()])
+                  [CatalogChunk(i, i, d.passage) for i, d in docs.items()])
+    keywords = KeywordIndex(index)
     for query_id in sorted({r[0] for r in rationales}):
-        hits = index.search(data.queries[query_id], k=10)
+        hits = keywords.search(data.queries[query_id], k=10)
         hard = next(doc_id for doc_id, _ in hits if doc_id not in data.qrels[query_id])
         pairs.append(("hard", data.queries[query_id], passage[hard], set()))
     return pairs

@@ -26,7 +26,12 @@ def long_forms(question: str, texts: Iterable[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     if not wanted:  # most questions: no text is read
         return found
+    marks = [f"({short})" for short in wanted]
     for text in texts:
+        # _DEFINED tries up to six words before every word of a text, 2.5 ms over a search's 24 passages; a
+        # text without "(ACRONYM)" for an acronym asked holds no match that counts, so it is not read at all
+        if not any(mark in text for mark in marks):
+            continue
         for words, short in _DEFINED.findall(text):
             if short in wanted and short not in found and (spelled := _spelled_out(words.split(), short)):
                 found[short] = " ".join(spelled)

@@ -1,17 +1,19 @@
 """The catalog: a SQLite file beside the store that sync and keyword search read instead of Chroma.
 
 It holds one row per indexed document (content hash, chunk count, file size and modification time, the
-generation that wrote it) and an FTS5 table of every chunk's analysed terms, ranked by SQLite's BM25 (inside a
-scope, the same BM25 with the scope's own statistics: ``Catalog.search``). A
-document's change is one transaction over both, so adding or removing one document costs that document's
-chunks, not the corpus; readers in any thread or process on the machine see it the moment it commits (WAL
-mode). The file is rebuilt from the Chroma collection when it is missing, of an older ``FORMAT`` or made for
-another collection (``collection_id``), so it can always be deleted.
+generation that wrote it), every chunk's text, metadata and vector (what a search reads of its candidates), an
+FTS5 table of every chunk's analysed terms, and a log of the documents each change touched. A document's change
+is one transaction over all of them, so adding or removing one document costs that document's chunks, not the
+corpus; readers in any thread or process on the machine see it the moment it commits (WAL mode). Questions are
+ranked in memory by ``keyword_index.KeywordIndex``, which loads the terms once and then follows the log. The
+file is rebuilt from the Chroma collection when it is missing, of an older ``FORMAT`` or made for another
+collection (``collection_id``), so it can always be deleted.
 
 FTS5 was chosen over tantivy and over segments of ``bm25s``: it ships with Python's ``sqlite3``, commits a
-document's terms together with its state row, and needs no merge thread (BENCHMARKS.md, "Live index").
-The terms are our own analyser's (``keyword.analyze``: stemmed, no stop words), joined by spaces, so FTS5's
-tokenizer only splits on those spaces.
+document's terms together with its state row, and needs no merge thread (BENCHMARKS.md, "Live index"). Its own
+``bm25()`` is what the in-memory ranking is tested against, score for score. The terms are our own analyser's
+(``keyword.analyze``: stemmed, no stop words), joined by spaces, so FTS5's tokenizer only splits on those
+spaces.
 """
 
 from __future__ import annotations
@@ -21,33 +23,42 @@ import math
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from retrieval.keyword import analyze
+import numpy as np
+
+from retrieval.keyword import analyze, keyword_text
 from retrieval.types import folder_of
 
 # Bumped whenever what the catalog holds changes (schema, analyser, indexed text): older ones are rebuilt.
-# 3: each chunk's folder, which scoped searches filter on.
-FORMAT = 3
+# 3: each chunk's folder, which scoped searches filter on. 4: each chunk's text, metadata, vector; the change log.
+FORMAT = 4
 # FTS5's BM25 gives a term found in half the rows or more no weight at all (its IDF, log((N - n + 0.5) /
 # (n + 0.5)), is clamped at zero), so in a help desk of a few documents most words would count for nothing.
 # These rows, of one padding term each chunk's typical length, sit in every catalog as documents holding
-# no real term: at 100k chunks they shift each IDF by about 1%, at five documents they keep it positive.
-_PAD_ROWS = 1000
-_PAD_TERMS = 100  # about a default chunk's terms
-_PAD_TEXT = " ".join(["__pad__"] * _PAD_TERMS)  # "__pad__" is no analysed word
+# no real term (the in-memory index counts them too): at 100k chunks they shift each IDF by about 1%, at five
+# documents they keep it positive.
+PAD_ROWS = 1000
+PAD_TERMS = 100  # about a default chunk's terms
+PAD_TEXT = " ".join(["__pad__"] * PAD_TERMS)  # "__pad__" is no analysed word
 # FTS5's bm25() parameters (fixed in SQLite), for the scores of a scope computed with its own statistics.
-_K1, _B = 1.2, 0.75
+K1, B = 1.2, 0.75
 # FTS5 scores every row holding any question term, and that is what a query costs (66 ms at 100k chunks).
-# A term in more than this share of the chunks (and in more than _COMMON_MIN of them) weighs at most
+# A term in more than this share of the chunks (and in more than COMMON_MIN of them) weighs at most
 # log(5.7) against 6-10 for the terms that decide the ranking, so it is left out of the query: a third of
 # the time at 100k chunks, and SciFact hybrid nDCG@10 0.740 instead of 0.735 (BENCHMARKS.md, "Live index").
-_COMMON_SHARE = 0.15
-_COMMON_MIN = 1000
+# The in-memory index (``keyword_index``) prunes by the same rule.
+COMMON_SHARE = 0.15
+COMMON_MIN = 1000
 # Folder lists whose chunk ids and statistics ``_scope`` keeps per thread (10,000 ids: about 1 MB).
 _SCOPES_CACHED = 8
+# Entries of the change log kept: a reader further behind than this many document changes loads everything.
+_CHANGES_KEPT = 10_000
+_COLUMNS = ("folder", "text", "metadata", "vector")  # chunk columns since FORMAT 2: a table without one is rebuilt
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,8 +68,11 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 CREATE TABLE IF NOT EXISTS chunks (
     rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, root TEXT NOT NULL, source TEXT NOT NULL,
-    folder TEXT NOT NULL DEFAULT ''
+    folder TEXT NOT NULL DEFAULT '', text TEXT NOT NULL DEFAULT '', metadata TEXT NOT NULL DEFAULT '{}',
+    vector BLOB  -- float32, as the store holds it
 );
+-- One row per document a change touched (root NULL: the whole catalog was cleared), for in-memory readers.
+CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, root TEXT, source TEXT);
 CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (root, source);
 CREATE INDEX IF NOT EXISTS chunks_by_folder ON chunks (folder);
 CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5(body, tokenize="unicode61 remove_diacritics 0 tokenchars '_'");
@@ -79,12 +93,29 @@ class DocumentRow:
 
 
 @dataclass(frozen=True)
-class ChunkTerms:
-    """One chunk as the keyword index holds it."""
+class CatalogChunk:
+    """One chunk as the catalog holds it: its text, its metadata, its vector, and (from text and title) its terms."""
 
     id: str
     source: str
-    text: str  # what is indexed: ``keyword.keyword_text`` of the chunk
+    text: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    vector: np.ndarray | None = None
+
+    def terms(self) -> str:
+        """What the keyword index holds: the analysed ``keyword_text`` (title in front), joined by spaces."""
+        return " ".join(analyze(keyword_text(self.text, str(self.metadata.get("title") or ""))))
+
+
+@dataclass(frozen=True)
+class IndexedChunk:
+    """A settled document's chunk as the in-memory keyword index reads it."""
+
+    id: str
+    root: str
+    source: str
+    folder: str
+    terms: list[str]
 
 
 class Catalog:
@@ -97,16 +128,16 @@ class Catalog:
         self._write_lock = threading.Lock()
         with self._write_lock:
             db = self._db()
-            if db.execute("SELECT 1 FROM pragma_table_info('chunks')").fetchone() and not db.execute(
-                    "SELECT 1 FROM pragma_table_info('chunks') WHERE name = 'folder'").fetchone():
-                # A catalog of FORMAT 2: its identity no longer matches, so the store rebuilds it from scratch.
+            columns = {name for (name,) in db.execute("SELECT name FROM pragma_table_info('chunks')")}
+            if columns and not columns.issuperset(_COLUMNS):
+                # An older FORMAT: its identity no longer matches, so the store rebuilds it from scratch.
                 db.executescript("DROP TABLE chunks; DELETE FROM meta;")
             db.executescript(_SCHEMA)
         with self._transaction() as db:
-            if db.execute("SELECT count(*) FROM terms WHERE rowid < 0").fetchone()[0] < _PAD_ROWS:
+            if db.execute("SELECT count(*) FROM terms WHERE rowid < 0").fetchone()[0] < PAD_ROWS:
                 db.execute("DELETE FROM terms WHERE rowid < 0")
                 db.executemany("INSERT INTO terms (rowid, body) VALUES (?, ?)",
-                               ((-n, _PAD_TEXT) for n in range(1, _PAD_ROWS + 1)))
+                               ((-n, PAD_TEXT) for n in range(1, PAD_ROWS + 1)))
 
     def _db(self) -> sqlite3.Connection:
         """This thread's connection: sqlite3 connections must not be shared between threads."""
@@ -199,14 +230,15 @@ class Catalog:
             cached[1][key] = _Scope(ids, length)
         return cached[1][key]
 
-    def replace(self, docs: Sequence[DocumentRow], chunks: Iterable[ChunkTerms]) -> None:
+    def replace(self, docs: Sequence[DocumentRow], chunks: Iterable[CatalogChunk]) -> None:
         """Put ``docs`` (with these chunks) in place of whatever the catalog held of them, in one commit."""
-        by_source: dict[tuple[str, str], list[ChunkTerms]] = {(d.root, d.source): [] for d in docs}
+        by_source: dict[tuple[str, str], list[CatalogChunk]] = {(d.root, d.source): [] for d in docs}
         roots = {d.source: d.root for d in docs}
         for chunk in chunks:
             by_source[(roots[chunk.source], chunk.source)].append(chunk)
         with self._transaction() as db:
-            self._delete(db, [(d.root, d.source) for d in docs])
+            keys = [(d.root, d.source) for d in docs]
+            self._delete(db, keys)
             for d in docs:
                 db.execute(
                     "INSERT INTO documents (root, source, doc_hash, n_chunks, size, mtime_ns, generation)"
@@ -214,20 +246,28 @@ class Catalog:
                     (d.root, d.source, d.doc_hash, d.n_chunks, d.size, d.mtime_ns, d.generation),
                 )
                 for c in by_source[(d.root, d.source)]:
-                    rowid = db.execute("INSERT INTO chunks (id, root, source, folder) VALUES (?, ?, ?, ?)",
-                                       (c.id, d.root, d.source, folder_of(d.source))).lastrowid
-                    db.execute("INSERT INTO terms (rowid, body) VALUES (?, ?)", (rowid, " ".join(analyze(c.text))))
+                    vector = None if c.vector is None else np.asarray(c.vector, np.float32).tobytes()
+                    rowid = db.execute(
+                        "INSERT INTO chunks (id, root, source, folder, text, metadata, vector)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (c.id, d.root, d.source, folder_of(d.source), c.text, json.dumps(dict(c.metadata)), vector),
+                    ).lastrowid
+                    db.execute("INSERT INTO terms (rowid, body) VALUES (?, ?)", (rowid, c.terms()))
+            _log(db, keys)
 
     def remove(self, root: str, sources: Sequence[str]) -> None:
         """Forget these documents and their chunks."""
         with self._transaction() as db:
             self._delete(db, [(root, s) for s in sources])
+            _log(db, [(root, s) for s in sources])
 
     def mark_pending(self, root: str, sources: Sequence[str]) -> None:
-        """Note that these documents are being rewritten: until ``replace`` commits, sync sees them incomplete."""
+        """Note that these documents are being rewritten: until ``replace`` commits, sync sees them incomplete
+        and the keyword index leaves their chunks out (the store deletes them next)."""
         with self._transaction() as db:
             db.executemany("UPDATE documents SET doc_hash = '' WHERE root = ? AND source = ?",
                            ((root, s) for s in sources))
+            _log(db, [(root, s) for s in sources])
 
     def stamp(self, root: str, source: str, size: int, mtime_ns: int) -> None:
         """Record a file's size and modification time: while both stay, sync need not hash it again."""
@@ -237,9 +277,10 @@ class Catalog:
 
     def clear(self) -> None:
         with self._transaction() as db:
-            for table in ("documents", "chunks", "meta"):
+            for table in ("documents", "chunks", "meta", "changes"):
                 db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             db.execute("DELETE FROM terms WHERE rowid > 0")  # the padding rows stay
+            db.execute("INSERT INTO changes (root, source) VALUES (NULL, NULL)")  # every reader loads again
 
     def optimize(self) -> None:
         """Merge the keyword index into one segment: after a rebuild, the old rows' deletions would otherwise
@@ -305,18 +346,18 @@ class Catalog:
             (*distinct, *folders),
         ).fetchall()
         counts = Counter(term for term, *_ in found)
-        common = max(_COMMON_MIN, _COMMON_SHARE * len(scope.ids))
+        common = max(COMMON_MIN, COMMON_SHARE * len(scope.ids))
         kept = [t for t in terms if counts[t] <= common] or terms  # as ``_match`` keeps them
         weight = Counter(kept)  # a repeated term counts once per occurrence, as in the FTS5 query
-        rows = len(scope.ids) + _PAD_ROWS
-        average = (scope.length + _PAD_ROWS * _PAD_TERMS) / rows
+        rows = len(scope.ids) + PAD_ROWS
+        average = (scope.length + PAD_ROWS * PAD_TERMS) / rows
         scores: dict[str, float] = {}
         for term, chunk, frequency, size in found:
             if term in weight:
                 # FTS5's IDF, clamped as FTS5 clamps it (sqlite's fts5_aux.c, fts5Bm25Function)
                 idf = max(math.log((rows - counts[term] + 0.5) / (counts[term] + 0.5)), 1e-6)
-                norm = _K1 * (1 - _B + _B * _varint(size) / average)
-                scores[chunk] = scores.get(chunk, 0.0) + weight[term] * idf * frequency * (_K1 + 1) / (frequency + norm)
+                norm = K1 * (1 - B + B * _varint(size) / average)
+                scores[chunk] = scores.get(chunk, 0.0) + weight[term] * idf * frequency * (K1 + 1) / (frequency + norm)
         return scores
 
     def _match(self, query: str) -> str:
@@ -333,9 +374,66 @@ class Catalog:
         db = self._db()
         marks = ",".join("?" * len(distinct))
         rows = dict(db.execute(f"SELECT term, doc FROM vocabulary WHERE term IN ({marks})", distinct))  # noqa: S608
-        common = max(_COMMON_MIN, _COMMON_SHARE * self.chunk_count())
+        common = max(COMMON_MIN, COMMON_SHARE * self.chunk_count())
         kept = [t for t in terms if rows.get(t, 0) <= common] or terms
         return " OR ".join(f'"{t}"' for t in kept)
+
+    def chunks(self, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """The text and metadata of each of ``ids`` that a settled document holds (a document being rewritten
+        is left out: its chunks in the store may already be the new ones)."""
+        rows = self._db().execute(
+            "SELECT chunks.id, chunks.text, chunks.metadata FROM json_each(?) AS j JOIN chunks ON chunks.id = j.value"
+            " JOIN documents ON documents.root = chunks.root AND documents.source = chunks.source"
+            " WHERE documents.doc_hash != ''", (json.dumps(list(ids)),))
+        return {i: (text, json.loads(metadata)) for i, text, metadata in rows}
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The vector of each of ``ids`` that a settled document holds (0.1 ms for 24 at 10k chunks, against
+        0.7-1.2 for Chroma's ``get``)."""
+        rows = self._db().execute(
+            "SELECT chunks.id, chunks.vector FROM json_each(?) AS j JOIN chunks ON chunks.id = j.value"
+            " JOIN documents ON documents.root = chunks.root AND documents.source = chunks.source"
+            " WHERE documents.doc_hash != '' AND chunks.vector IS NOT NULL", (json.dumps(list(ids)),))
+        return {i: np.frombuffer(blob, np.float32) for i, blob in rows}
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """One snapshot for every read inside (WAL: writers go on, and what they commit is not seen)."""
+        db = self._db()
+        db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            db.execute("COMMIT")
+
+    def last_change(self) -> int:
+        """The change log's last sequence number (0 before any change): another number means new changes."""
+        return int(self._db().execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0])
+
+    def changed_since(self, seq: int) -> set[tuple[str, str]] | None:
+        """The (root, source) of every document changed after ``seq``; None when any may have (the catalog was
+        cleared, or the log no longer reaches back that far)."""
+        db = self._db()
+        first = db.execute("SELECT min(seq) FROM changes").fetchone()[0]
+        if first is not None and first > seq + 1:
+            return None
+        rows = db.execute("SELECT root, source FROM changes WHERE seq > ?", (seq,)).fetchall()
+        return None if any(root is None for root, _ in rows) else set(rows)
+
+    def indexed(self, documents: Iterable[tuple[str, str]] | None = None) -> Iterator[IndexedChunk]:
+        """The chunks of these settled documents (every one when None), with their terms."""
+        query = ("SELECT chunks.id, chunks.root, chunks.source, chunks.folder, terms.body FROM chunks"
+                 " JOIN documents ON documents.root = chunks.root AND documents.source = chunks.source"
+                 " JOIN terms ON terms.rowid = chunks.rowid WHERE documents.doc_hash != ''")
+        db = self._db()
+        if documents is None:
+            rows: Iterable[tuple[str, str, str, str, str]] = db.execute(query)
+        else:
+            keys = json.dumps([list(k) for k in documents])
+            rows = db.execute(query + " AND (chunks.root, chunks.source) IN (SELECT j.value ->> 0, j.value ->> 1"
+                              " FROM json_each(?) AS j)", (keys,))
+        for i, root, source, folder, body in rows:
+            yield IndexedChunk(i, root, source, folder, body.split())
 
     def _delete(self, db: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> None:
         for root, source in keys:
@@ -365,6 +463,12 @@ class _Transaction:
             self.db.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
             self.lock.release()
+
+
+def _log(db: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> None:
+    """Note the documents a change touched, for in-memory readers (``changed_since``), keeping the log short."""
+    db.executemany("INSERT INTO changes (root, source) VALUES (?, ?)", keys)
+    db.execute("DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - ?", (_CHANGES_KEPT,))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Hybrid search: dense (Chroma) and keyword (BM25, the store's catalog) candidates, fused into one ranking.
+"""Hybrid search: dense (Chroma) and keyword (BM25 in memory, ``keyword_index``) candidates, fused into one ranking.
 
 The default fusion (``fusion="score"``) is a convex combination of min-max normalised scores: every
 candidate either side proposes gets both its cosine similarity and its BM25 score (the side that did not
@@ -137,7 +137,7 @@ class Searcher:
         keyword_rank = {i: r for r, (i, _) in enumerate(keyword, start=1)}
         passages = [  # a chunk deleted since the ranking is left out
             _passage(chunk, fused[chunk.id], cosine[chunk.id], dense_rank.get(chunk.id), keyword_rank.get(chunk.id))
-            for chunk in self.store.get(ranked)
+            for chunk in self.store.chunks(ranked)
         ]
         timings = {"embed": t1 - t0, "dense": t2 - t1, "keyword": t3 - t2, "fuse": time.perf_counter() - t3}
         return SearchResult(passages, timings, question)

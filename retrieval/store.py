@@ -27,10 +27,10 @@ import httpx
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
-from retrieval.catalog import FORMAT, Catalog, ChunkTerms, DocumentRow
+from retrieval.catalog import FORMAT, Catalog, CatalogChunk, DocumentRow
 from retrieval.embeddings import ChromaEmbeddingFunction, Embedder
 from retrieval.errors import ConfigError, StoreError
-from retrieval.keyword import keyword_text
+from retrieval.keyword_index import KeywordIndex
 from retrieval.settings import RetrievalSettings
 from retrieval.types import Scope, folder_of
 
@@ -83,10 +83,6 @@ def chunk_id(root: str, source: str, index: int) -> str:
 
 def _source_key(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:20]
-
-
-def _terms(text: str, metadata: Mapping[str, Any]) -> str:
-    return keyword_text(text, str(metadata.get("title") or ""))
 
 
 def _http_client(settings: RetrievalSettings, chroma_settings: ChromaSettings) -> chromadb.ClientAPI:
@@ -172,6 +168,7 @@ class ChunkStore:
             raise StoreError(f"cannot open collection {self.name!r}-documents: {exc}") from exc
         self.catalog = Catalog(Path(settings.data_dir) / "catalog" / f"{self.name}.sqlite")
         self._open_catalog()
+        self.keywords = KeywordIndex(self.catalog)  # loads on its first query: indexing never needs it
 
     def count(self) -> int:
         return self._call(self._collection.count)
@@ -220,8 +217,8 @@ class ChunkStore:
             for s in sources
         ]
         self._put_rows(rows, generation)
-        self.catalog.replace(rows, [ChunkTerms(i, str(m["source"]), _terms(c.page_content, m))
-                                    for i, c, m in zip(ids, chunks, metadatas, strict=True)])
+        self.catalog.replace(rows, [CatalogChunk(i, str(m["source"]), c.page_content, m, v)
+                                    for i, c, m, v in zip(ids, chunks, metadatas, embeddings, strict=True)])
         self._finish(generation, caught_up)
 
     def remove(self, root: str, sources: Sequence[str]) -> None:
@@ -269,14 +266,13 @@ class ChunkStore:
         self.catalog.stamp(root_key(root), source, size, mtime_ns)
 
     def keyword_search(self, query: str, k: int, folders: Sequence[str] | None = None) -> list[tuple[str, float]]:
-        """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first (catalog; see ``catch_up``), only
-        of ``folders`` when given, scored as an index of those folders alone would score them."""
-        return self.catalog.search(query, k, folders)
+        """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first (``KeywordIndex.search``)."""
+        return self.keywords.search(query, k, folders)
 
     def keyword_rank(self, query: str, k: int, folders: Sequence[str] | None = None, *, scored: Collection[str],
                      depth: int) -> tuple[list[tuple[str, float]], dict[str, float]]:
         """``keyword_search``, and the BM25 scores of the ids of ``scored`` that rank among the best ``depth``."""
-        return self.catalog.rank(query, k, folders, scored=scored, depth=depth)
+        return self.keywords.rank(query, k, folders, scored=scored, depth=depth)
 
     def folders(self, scope: Scope | None) -> list[str] | None:
         """The indexed folders ``scope`` covers, sorted (None: no scope, every folder)."""
@@ -341,11 +337,14 @@ class ChunkStore:
         return [(i, 1.0 - float(dist)) for i, dist in zip(res["ids"][0], res["distances"][0], strict=True)]
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """The stored embeddings of these ids (unknown ids are left out), without their texts."""
+        """The stored embeddings of these ids (unknown ids are left out), without their texts: from the catalog,
+        from Chroma only those it does not hold settled."""
+        held = self.catalog.vectors(ids)
+        ids = [i for i in ids if i not in held]
         if not ids:
-            return {}
+            return held
         res = self._call(self._collection.get, ids=list(ids), include=["embeddings"])
-        return {i: np.asarray(res["embeddings"][n], dtype=np.float32) for n, i in enumerate(res["ids"])}
+        return held | {i: np.asarray(res["embeddings"][n], dtype=np.float32) for n, i in enumerate(res["ids"])}
 
     def get(self, ids: Sequence[str], *, embeddings: bool = False) -> list[StoredChunk]:
         """The chunks with these ids (unknown ids are left out), in the order given."""
@@ -359,6 +358,13 @@ class ChunkStore:
             for n, i in enumerate(res["ids"])
         }
         return [found[i] for i in ids if i in found]
+
+    def chunks(self, ids: Sequence[str]) -> list[StoredChunk]:
+        """``get(ids)`` for a search's kept passages: read from the catalog (0.1 ms for 24 against 1.4-2.6 for
+        Chroma's ``get`` at 10k chunks), from Chroma only those the catalog does not hold settled yet."""
+        held = self.catalog.chunks(ids)
+        missing = {c.id: c for c in self.get([i for i in ids if i not in held])}
+        return [StoredChunk(i, *held[i]) if i in held else missing[i] for i in ids if i in held or i in missing]
 
     def scan(
         self, *, where: dict[str, Any] | None = None, documents: bool = True, embeddings: bool = False
@@ -393,7 +399,7 @@ class ChunkStore:
         records) the records themselves. A document not completely stored is left out, so sync rewrites it."""
         by_doc: dict[tuple[str, str], list[StoredChunk]] = {}
         unfoldered: list[StoredChunk] = []
-        for chunk in self.scan():
+        for chunk in self.scan(embeddings=True):
             by_doc.setdefault((str(chunk.metadata["root"]), str(chunk.metadata["source"])), []).append(chunk)
             if "folder" not in chunk.metadata:
                 unfoldered.append(chunk)
@@ -409,7 +415,7 @@ class ChunkStore:
                     record is not None and (record["pending"] or record["doc_hash"] != next(iter(hashes)))):
                 continue
             rows.append(DocumentRow(rk, source, hashes.pop(), n_chunks, generation))
-            terms += [ChunkTerms(c.id, source, _terms(c.text, c.metadata)) for c in stored]
+            terms += [CatalogChunk(c.id, source, c.text, c.metadata, c.embedding) for c in stored]
         if not generation:  # a store written before document records existed
             self._put_rows(rows, 1)
             generation = 2  # above the records, so catching up never reads them all again
@@ -443,12 +449,12 @@ class ChunkStore:
             return 1
         if row is not None and row.doc_hash == meta["doc_hash"]:
             return 0
-        stored = list(self.scan(where={"$and": [{"root": rk}, {"source": source}]}))
+        stored = list(self.scan(where={"$and": [{"root": rk}, {"source": source}]}, embeddings=True))
         if len(stored) != int(meta["n_chunks"]) or any(c.metadata["doc_hash"] != meta["doc_hash"] for c in stored):
             unsettled.append(int(meta["generation"]))
             return 0
         new = DocumentRow(rk, source, str(meta["doc_hash"]), int(meta["n_chunks"]), int(meta["generation"]))
-        self.catalog.replace([new], [ChunkTerms(c.id, source, _terms(c.text, c.metadata)) for c in stored])
+        self.catalog.replace([new], [CatalogChunk(c.id, source, c.text, c.metadata, c.embedding) for c in stored])
         return 1
 
     def _records(self, where: dict[str, Any] | None = None) -> Iterator[Mapping[str, Any]]:

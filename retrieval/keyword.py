@@ -34,10 +34,11 @@ def _bm25s_stop_words() -> frozenset[str]:
 
 
 _WORD = r"\b\w\w+\b"
-# An option: one or two dashes not inside a word ("x-y", "non-recursive"), then a name ending in a letter or
-# digit ("--no-deps", "-name") or one letter or digit ("-k", "-9"); a dash before a number ("-0.45", "-12")
-# is a minus sign, not an option.
-OPTION = r"(?<![\w-])--?(?:[^\W\d_][\w-]*\w|[^\W_](?![.,]?\d))"
+# An option: one or two dashes that start a word (after a space, an opening bracket or quote, "=", "/" or a
+# list's comma; not inside "x-y", nor after ")" as in "SARS (severe ...)-CoV-2", which the acronym re-search
+# writes), then a name ending in a letter or digit ("--no-deps", "-name") or one letter or digit ("-k", "-9");
+# a dash before a number ("-0.45", "-12") is a minus sign, not an option.
+OPTION = r"(?<![^\s(\[{\"'`‘“=/,;|])--?(?:[^\W\d_][\w-]*\w|[^\W_](?![.,]?\d))"
 _TOKEN = re.compile(rf"(?u)({OPTION})|({_WORD})")
 _WORDS = re.compile(rf"(?u){_WORD}")
 _STOPWORDS = _bm25s_stop_words() | {"what", "which", "who", "whom", "how", "why", "does"}

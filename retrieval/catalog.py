@@ -12,8 +12,8 @@ collection (``collection_id``), so it can always be deleted.
 FTS5 was chosen over tantivy and over segments of ``bm25s``: it ships with Python's ``sqlite3``, commits a
 document's terms together with its state row, and needs no merge thread (BENCHMARKS.md, "Live index"). Its own
 ``bm25()`` is what the in-memory ranking is tested against, score for score. The terms are our own analyser's
-(``keyword.analyze``: stemmed, no stop words), joined by spaces, so FTS5's tokenizer only splits on those
-spaces.
+(``keyword.analyze``: stemmed, no stop words, options such as "-k" whole), joined by spaces, so FTS5's
+tokenizer only splits on those spaces: the underscore and the dash are token characters to it (``_TOKENIZE``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,11 @@ from retrieval.types import folder_of
 
 # Bumped whenever what the catalog holds changes (schema, analyser, indexed text): older ones are rebuilt.
 # 3: each chunk's folder, which scoped searches filter on. 4: each chunk's text, metadata, vector; the change log.
-FORMAT = 4
+# 5: options ("-k", "--keep") are terms.
+FORMAT = 5
+# How FTS5 splits the analysed text into terms: at the spaces only, since an option's dashes and a name's
+# underscores are part of its term. A terms table made with another tokenizer is made again (``Catalog``).
+_TOKENIZE = "unicode61 remove_diacritics 0 tokenchars '_-'"
 # FTS5's BM25 gives a term found in half the rows or more no weight at all (its IDF, log((N - n + 0.5) /
 # (n + 0.5)), is clamped at zero), so in a help desk of a few documents most words would count for nothing.
 # These rows, of one padding term each chunk's typical length, sit in every catalog as documents holding
@@ -60,7 +64,7 @@ _SCOPES_CACHED = 8
 _CHANGES_KEPT = 10_000
 _COLUMNS = ("folder", "text", "metadata", "vector")  # chunk columns since FORMAT 2: a table without one is rebuilt
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     root TEXT NOT NULL, source TEXT NOT NULL, doc_hash TEXT NOT NULL, n_chunks INTEGER NOT NULL,
@@ -68,14 +72,14 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 CREATE TABLE IF NOT EXISTS chunks (
     rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, root TEXT NOT NULL, source TEXT NOT NULL,
-    folder TEXT NOT NULL DEFAULT '', text TEXT NOT NULL DEFAULT '', metadata TEXT NOT NULL DEFAULT '{}',
+    folder TEXT NOT NULL DEFAULT '', text TEXT NOT NULL DEFAULT '', metadata TEXT NOT NULL DEFAULT '{{}}',
     vector BLOB  -- float32, as the store holds it
 );
 -- One row per document a change touched (root NULL: the whole catalog was cleared), for in-memory readers.
 CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, root TEXT, source TEXT);
 CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (root, source);
 CREATE INDEX IF NOT EXISTS chunks_by_folder ON chunks (folder);
-CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5(body, tokenize="unicode61 remove_diacritics 0 tokenchars '_'");
+CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5(body, tokenize="{_TOKENIZE}");
 """
 
 
@@ -132,6 +136,11 @@ class Catalog:
             if columns and not columns.issuperset(_COLUMNS):
                 # An older FORMAT: its identity no longer matches, so the store rebuilds it from scratch.
                 db.executescript("DROP TABLE chunks; DELETE FROM meta;")
+            made = db.execute("SELECT sql FROM sqlite_master WHERE name = 'terms'").fetchone()
+            if made and _TOKENIZE not in made[0]:
+                # FORMAT 4 or older split "-k" into "k": the table is made again with today's tokenizer, and
+                # the store, no longer finding its identity in meta, fills it again from the collection.
+                db.executescript("DROP TABLE terms; DELETE FROM meta;")
             db.executescript(_SCHEMA)
         with self._transaction() as db:
             if db.execute("SELECT count(*) FROM terms WHERE rowid < 0").fetchone()[0] < PAD_ROWS:

@@ -1,5 +1,11 @@
 """The keyword side's analyser: stemmed, stop-word-free terms (the index itself is ``catalog``'s FTS5 table).
 
+A command-line option is a term of its own, spelled with its dashes and never stemmed: "-k" is not the letter
+k (which no term holds), "--keep" is not the word keep, so "What does bzip2 -k do?" finds the line that
+names ``-k``. A long option also brings its words ("--keep" adds keep), so a question in words still finds
+the line that names it (BENCHMARKS.md, "Options as terms"). Names with underscores (``PIP_CERT``) are one
+word already.
+
 Each chunk is indexed with its document's title in front (``keyword_text``): only a document's first chunk
 holds the title, and a question often names the topic the title states (measured on SciFact in
 BENCHMARKS.md). ``analyze`` is also what the extractive answerer uses to match question terms to sentences.
@@ -27,7 +33,14 @@ def _bm25s_stop_words() -> frozenset[str]:
     return frozenset(module.STOPWORDS_EN)
 
 
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+_WORD = r"\b\w\w+\b"
+# An option: one or two dashes that start a word (after a space, an opening bracket or quote, "=", "/" or a
+# list's comma; not inside "x-y", nor after ")" as in "SARS (severe ...)-CoV-2", which the acronym re-search
+# writes), then a name ending in a letter or digit ("--no-deps", "-name") or one letter or digit ("-k", "-9");
+# a dash before a number ("-0.45", "-12") is a minus sign, not an option.
+OPTION = r"(?<![^\s(\[{\"'`‘“=/,;|])--?(?:[^\W\d_][\w-]*\w|[^\W_](?![.,]?\d))"
+_TOKEN = re.compile(rf"(?u)({OPTION})|({_WORD})")
+_WORDS = re.compile(rf"(?u){_WORD}")
 _STOPWORDS = _bm25s_stop_words() | {"what", "which", "who", "whom", "how", "why", "does"}
 
 
@@ -37,14 +50,24 @@ def _stemmer() -> Stemmer.Stemmer:
 
 
 def analyze(text: str, *, stem: bool = True, stop_words: bool = True) -> list[str]:
-    """Lower-cased, stemmed terms of ``text`` without stop words, in order (benchmarks turn steps off)."""
-    words = [w for w in _TOKEN.findall(text.lower()) if not stop_words or w not in _STOPWORDS]
-    return stems(words) if stem else words
+    """Lower-cased, stemmed terms of ``text`` without stop words, in order (benchmarks turn steps off); an
+    option stays as written (lower-cased), followed by its words."""
+    pairs = _TOKEN.findall(text.lower())  # (option, "") or ("", word)
+    if not any(option for option, _ in pairs):  # most text names no option: the plain words, as fast as before
+        words = [w for _, w in pairs if not stop_words or w not in _STOPWORDS]
+        return _stemmer().stemWords(words) if stem else words
+    terms: list[str] = []
+    for option, word in pairs:
+        if option:
+            terms.append(option)
+        terms += [w for w in (_WORDS.findall(option) if option else [word]) if not stop_words or w not in _STOPWORDS]
+    return stems(terms) if stem else terms
 
 
 def stems(words: list[str]) -> list[str]:
-    """The stems of words ``analyze(text, stem=False)`` gave: ``analyze(text)`` without a second split."""
-    return _stemmer().stemWords(words)
+    """The terms of words ``analyze(text, stem=False)`` gave, as ``analyze(text)`` gives them: stemmed, but
+    an option ("-k", "--keep": only an option starts with a dash) as written."""
+    return [w if w.startswith("-") else s for w, s in zip(words, _stemmer().stemWords(words), strict=True)]
 
 
 def keyword_text(text: str, title: str) -> str:

@@ -162,8 +162,12 @@ def _model(name: str) -> _Logistic:
 
 @cache
 def rarity(word: str) -> float:
-    """A word's weight: how rare it is in English (0 for the commonest, 9 for unseen words)."""
-    return _MAX_ZIPF - zipf_frequency(word, "en")
+    """A word's weight: how rare it is in English (0 for the commonest, 9 for unseen words).
+
+    An option ("-k", "--keep") is no word of English: wordfreq would weigh "-k" as the letter k, one of the
+    commonest tokens, so it counts as unseen.
+    """
+    return _MAX_ZIPF if word.startswith("-") else _MAX_ZIPF - zipf_frequency(word, "en")
 
 
 def question_weights(question: str, passages: Sequence[Passage] = ()) -> dict[str, float]:

@@ -36,7 +36,7 @@ from retrieval.types import folder_of
 
 # Bumped whenever what the catalog holds changes (schema, analyser, indexed text): older ones are rebuilt.
 # 3: each chunk's folder, which scoped searches filter on. 4: each chunk's text, metadata, vector; the change log.
-# 5: options ("-k", "--keep") are terms.
+# 5: options ("-k", "--keep") are terms; "where" and "when" are stop words.
 FORMAT = 5
 # How FTS5 splits the analysed text into terms: at the spaces only, since an option's dashes and a name's
 # underscores are part of its term. A terms table made with another tokenizer is made again (``Catalog``).

@@ -41,7 +41,9 @@ _WORD = r"\b\w\w+\b"
 OPTION = r"(?<![^\s(\[{\"'`‘“=/,;|])--?(?:[^\W\d_][\w-]*\w|[^\W_](?![.,]?\d))"
 _TOKEN = re.compile(rf"(?u)({OPTION})|({_WORD})")
 _WORDS = re.compile(rf"(?u){_WORD}")
-_STOPWORDS = _bm25s_stop_words() | {"what", "which", "who", "whom", "how", "why", "does"}
+# The question words bm25s's list lacks: they say what kind of answer is wanted (the reader's cues read the
+# question itself), never which passage holds it; "Where can I park?" is about parking.
+_STOPWORDS = _bm25s_stop_words() | {"what", "which", "who", "whom", "how", "why", "where", "when", "does"}
 
 
 @lru_cache(maxsize=1)

@@ -51,6 +51,8 @@ ADA = user(1001, "Ada")
 BOB = user(1002, "Bob")
 GROUP = group_chat(-1001234567890)
 MENTION = f"@{BOT_USER['username']}"
+# The long form: its answer quotes both seeds, the paper with its DOI among them.
+TME_QUESTION = "What are the therapeutic targets in the tumor microenvironment?"
 
 
 @pytest.fixture
@@ -119,7 +121,7 @@ def test_telegram_answers_a_private_question_with_cited_html(
     core = cores(configure(), seeded_pipeline)
 
     async def scenario() -> None:
-        question = telegram.send(private_chat(ADA), ADA, "What are the therapeutic targets in the TME?")
+        question = telegram.send(private_chat(ADA), ADA, TME_QUESTION)
         [answer] = await telegram.wait_for("sendMessage")
         assert replies_to(question)(answer)
         assert answer.params["parse_mode"] == "HTML"
@@ -449,7 +451,6 @@ def test_telegram_slow_question_keeps_typing_and_holds_no_one_up(
 
 # --- language-model answers, shown while they are written ------------------------------------------------
 
-TME_QUESTION = "What are the therapeutic targets in the tumor microenvironment?"
 
 
 def is_html(call: Any) -> bool:
@@ -581,7 +582,7 @@ def test_telegram_answer_whose_draft_was_deleted_is_sent_anew(
     core = cores(settings, StreamingResponder(pace=0.3))
 
     async def scenario() -> None:
-        question = telegram.send(private_chat(ADA), ADA, "What are the therapeutic targets in the TME?")
+        question = telegram.send(private_chat(ADA), ADA, TME_QUESTION)
         [draft] = await telegram.wait_for("sendMessage")
         telegram.delete(draft)
         [_, answer] = await telegram.wait_for("sendMessage", 2)
@@ -653,7 +654,7 @@ def test_cli_telegram_serves_through_the_configured_server(
 
     def play() -> None:
         try:
-            telegram.send(private_chat(ADA), ADA, "What are the therapeutic targets in the TME?")
+            telegram.send(private_chat(ADA), ADA, TME_QUESTION)
             answers.extend(asyncio.run(telegram.wait_for("sendMessage", timeout=30)))
         finally:
             if telegram.calls("getUpdates"):  # the bot is polling, so its stop-signal handler is in place

@@ -57,7 +57,7 @@ def analyze(text: str, *, stem: bool = True, stop_words: bool = True) -> list[st
     pairs = _TOKEN.findall(text.lower())  # (option, "") or ("", word)
     if not any(option for option, _ in pairs):  # most text names no option: the plain words, as fast as before
         words = [w for _, w in pairs if not stop_words or w not in _STOPWORDS]
-        return _stemmer().stemWords(words) if stem else words
+        return stems(words) if stem else words
     terms: list[str] = []
     for option, word in pairs:
         if option:

@@ -212,16 +212,14 @@ class KeywordIndex:
         self._loader: threading.Thread | None = None
 
     def search(self, query: str, k: int, folders: Sequence[str] | None = None) -> list[tuple[str, float]]:
-        """Up to ``k`` (chunk id, BM25 score) pairs for ``query``, best first (equal scores by chunk id); only
-        chunks of ``folders`` when given, scored with the statistics of those folders alone."""
+        """``Catalog.search``, the same pairs in the same order, from memory."""
         return self.rank(query, k, folders)[0]
 
     def rank(
         self, query: str, k: int, folders: Sequence[str] | None = None, *, scored: Collection[str] = (),
         depth: int = 0,
     ) -> tuple[list[tuple[str, float]], dict[str, float]]:
-        """``search(query, k, folders)``, and the BM25 score of each id of ``scored`` that ranks among the best
-        ``depth`` (one ranked lower, or matching no term, is left out: it counts as scoring 0)."""
+        """``Catalog.rank`` from memory; until the memory is loaded, the catalog's own."""
         with self._lock:
             self._questions += 1
             if self._memory is not None:

@@ -81,15 +81,20 @@ def main() -> None:
     parser.add_argument("dataset", type=Path, nargs="+", help="folders with answers.jsonl")
     args = parser.parse_args()
     load_before, t0 = os.getloadavg(), time.time()
-    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "embed_limit": reader.weights()["embed_limit"],
-              "datasets": {folder.name: funnel(folder) for folder in args.dataset}}
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "embed_limit": reader.weights()["embed_limit"],
+        "datasets": {folder.name: funnel(folder) for folder in args.dataset},
+    }
     report |= {"load_average": [load_before, os.getloadavg()], "seconds": round(time.time() - t0)}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "reader_ceiling.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     for name, parts in report["datasets"].items():
         for part, row in parts.items():
-            print(f"{name:10} {part:5} " + "  ".join(f"{k} {v:.1%}" if k != "questions" else f"n={v}"
-                                                    for k, v in row.items()))
+            print(
+                f"{name:10} {part:5} "
+                + "  ".join(f"{k} {v:.1%}" if k != "questions" else f"n={v}" for k, v in row.items())
+            )
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from retrieval.bm25 import best, common, contribution, nth_best
 from retrieval.keyword import analyze, keyword_text
 from retrieval.types import folder_of
 
@@ -49,15 +50,6 @@ _TOKENIZE = "unicode61 remove_diacritics 0 tokenchars '_-'"
 PAD_ROWS = 1000
 PAD_TERMS = 100  # about a default chunk's terms
 PAD_TEXT = " ".join(["__pad__"] * PAD_TERMS)  # "__pad__" is no analysed word
-# FTS5's bm25() parameters (fixed in SQLite), for the scores of a scope computed with its own statistics.
-K1, B = 1.2, 0.75
-# FTS5 scores every row holding any question term, and that is what a query costs (66 ms at 100k chunks).
-# A term in more than this share of the chunks (and in more than COMMON_MIN of them) weighs at most
-# log(5.7) against 6-10 for the terms that decide the ranking, so it is left out of the query: a third of
-# the time at 100k chunks, and SciFact hybrid nDCG@10 0.740 instead of 0.735 (BENCHMARKS.md, "Live index").
-# The in-memory index (``keyword_index``) prunes by the same rule.
-COMMON_SHARE = 0.15
-COMMON_MIN = 1000
 # Folder lists whose chunk ids and statistics ``_scope`` keeps per thread (10,000 ids: about 1 MB).
 _SCOPES_CACHED = 8
 # Entries of the change log kept: a reader further behind than this many document changes loads everything.
@@ -312,8 +304,8 @@ class Catalog:
             return [], {}
         if folders is not None:
             scores = self._search_within(query, folders)
-            floor = _nth_best(scores.values(), depth)
-            return _best(scores, k), {i: scores[i] for i in scored if scores.get(i, -math.inf) >= floor}
+            floor = nth_best(np.fromiter(scores.values(), float), depth)
+            return best(scores, k), {i: scores[i] for i in scored if scores.get(i, -math.inf) >= floor}
         match = self._match(query)
         # Every matching row's score, unordered, and chunk ids only for the rows kept: at 10k chunks FTS5's
         # ``ORDER BY rank LIMIT 1000`` cost 1.3 ms more than scoring every match unordered (3.8 against 2.5), and
@@ -323,11 +315,12 @@ class Catalog:
         rows = {r: s for r, s in rows.items() if s > 0}
         if not rows:
             return [], {}
-        low = _nth_best(rows.values(), k)  # every tie of the k-th best is read, so ties rank by chunk id
+        values = np.fromiter(rows.values(), float)
+        low = nth_best(values, k)  # every tie of the k-th best is read, so ties rank by chunk id
         kept = json.dumps([r for r, s in rows.items() if s >= low])
-        ranking = _best({i: rows[r] for r, i in db.execute(
+        ranking = best({i: rows[r] for r, i in db.execute(
             "SELECT chunks.rowid, chunks.id FROM json_each(?) AS j JOIN chunks ON chunks.rowid = j.value", (kept,))}, k)
-        floor = _nth_best(rows.values(), depth)
+        floor = nth_best(values, depth)
         wanted = list(scored)
         found = db.execute(f"SELECT id, rowid FROM chunks WHERE id IN ({','.join('?' * len(wanted))})",  # noqa: S608
                            wanted) if wanted else ()
@@ -355,18 +348,15 @@ class Catalog:
             (*distinct, *folders),
         ).fetchall()
         counts = Counter(term for term, *_ in found)
-        common = max(COMMON_MIN, COMMON_SHARE * len(scope.ids))
-        kept = [t for t in terms if counts[t] <= common] or terms  # as ``_match`` keeps them
+        kept = [t for t in terms if counts[t] <= common(len(scope.ids))] or terms  # as ``_match`` keeps them
         weight = Counter(kept)  # a repeated term counts once per occurrence, as in the FTS5 query
         rows = len(scope.ids) + PAD_ROWS
         average = (scope.length + PAD_ROWS * PAD_TERMS) / rows
         scores: dict[str, float] = {}
         for term, chunk, frequency, size in found:
             if term in weight:
-                # FTS5's IDF, clamped as FTS5 clamps it (sqlite's fts5_aux.c, fts5Bm25Function)
-                idf = max(math.log((rows - counts[term] + 0.5) / (counts[term] + 0.5)), 1e-6)
-                norm = K1 * (1 - B + B * _varint(size) / average)
-                scores[chunk] = scores.get(chunk, 0.0) + weight[term] * idf * frequency * (K1 + 1) / (frequency + norm)
+                part = contribution(rows, counts[term], frequency, _varint(size), average)
+                scores[chunk] = scores.get(chunk, 0.0) + weight[term] * part
         return scores
 
     def _match(self, query: str) -> str:
@@ -383,8 +373,7 @@ class Catalog:
         db = self._db()
         marks = ",".join("?" * len(distinct))
         rows = dict(db.execute(f"SELECT term, doc FROM vocabulary WHERE term IN ({marks})", distinct))  # noqa: S608
-        common = max(COMMON_MIN, COMMON_SHARE * self.chunk_count())
-        kept = [t for t in terms if rows.get(t, 0) <= common] or terms
+        kept = [t for t in terms if rows.get(t, 0) <= common(self.chunk_count())] or terms
         return " OR ".join(f'"{t}"' for t in kept)
 
     def chunks(self, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -486,21 +475,6 @@ class _Scope:
 
     ids: list[str]
     length: int
-
-
-def _best_first(scored: tuple[str, float]) -> tuple[float, str]:
-    return -scored[1], scored[0]
-
-
-def _best(scores: dict[str, float], k: int) -> list[tuple[str, float]]:
-    """The ``k`` best (chunk id, score) pairs, best first, equal scores by chunk id."""
-    return sorted(scores.items(), key=_best_first)[:k]
-
-
-def _nth_best(scores: Iterable[float], n: int) -> float:
-    """The ``n``-th highest of ``scores`` (the lowest when there are fewer; above all of them when ``n`` is 0)."""
-    ordered = sorted(scores, reverse=True)
-    return ordered[min(n, len(ordered)) - 1] if n > 0 and ordered else math.inf
 
 
 def _varint(blob: bytes) -> int:

@@ -4,7 +4,7 @@ The catalog's FTS5 table stays the durable index every process shares; ranking a
 at 10k chunks, because FTS5 computes ``bm25()`` for every matching row before it returns one (BENCHMARKS.md,
 "Search against e0e347b"). Here each term's postings (chunk slot, term frequency) are numpy arrays and a
 question costs a few array operations per term. The scores are FTS5's own, operation for operation
-(``_contribution``): the same k1 and b, the same IDF clamped at 1e-6, the catalog's padding rows counted in the
+(``bm25.contribution``): the same k1 and b, the same IDF clamped at 1e-6, the catalog's padding rows counted in the
 row count and the average length, and the same pruning of common terms; a scope is scored with its own
 statistics, as an index of its documents alone would score it.
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import threading
 import time
 from array import array
@@ -32,7 +31,8 @@ from collections.abc import Collection, Iterable, Sequence
 
 import numpy as np
 
-from retrieval.catalog import COMMON_MIN, COMMON_SHARE, K1, PAD_ROWS, PAD_TERMS, B, Catalog, IndexedChunk
+from retrieval.bm25 import best, common, contribution, nth_best
+from retrieval.catalog import PAD_ROWS, PAD_TERMS, Catalog, IndexedChunk
 from retrieval.keyword import analyze
 
 logger = logging.getLogger(__name__)
@@ -159,14 +159,13 @@ class _Memory:
             freqs = np.concatenate([f for _, f in parts]) if parts else np.zeros(0, np.int32)
             inside = mask[slots]
             postings[term] = slots[inside], freqs[inside].astype(np.float64)
-        common = max(COMMON_MIN, COMMON_SHARE * rows)
-        kept = [t for t in terms if len(postings[t][0]) <= common] or terms  # a repeated term counts each time
+        kept = [t for t in terms if len(postings[t][0]) <= common(rows)] or terms  # a repeated term counts each time
         n_rows = rows + PAD_ROWS
         average = (tokens + PAD_ROWS * PAD_TERMS) / n_rows
         scores = np.zeros(len(self.ids), np.float64)
         for term in kept:
             slots, freqs = postings[term]
-            scores[slots] += _contribution(n_rows, len(slots), freqs, self.length[slots], average)
+            scores[slots] += contribution(n_rows, len(slots), freqs, self.length[slots], average)
         return scores
 
     def _scope(self, folders: Sequence[str] | None) -> tuple[np.ndarray, int, int]:
@@ -236,10 +235,9 @@ class KeywordIndex:
             scores = memory.scores(terms, folders)
             matched = np.flatnonzero(scores > 0)
             values = scores[matched]
-            low = _nth_best(values, k)  # every tie of the k-th best is read, so ties rank by chunk id
-            ranking = sorted(((memory.ids[s], float(scores[s])) for s in matched[values >= low]),
-                             key=_best_first)[:k]
-            floor = _nth_best(values, depth)
+            low = nth_best(values, k)  # every tie of the k-th best is read, so ties rank by chunk id
+            ranking = best({memory.ids[s]: float(scores[s]) for s in matched[values >= low]}, k)
+            floor = nth_best(values, depth)
             slots = ((i, memory.slot_of.get(i)) for i in scored)
             found = {i: float(scores[s]) for i, s in slots if s is not None and scores[s] > 0 and scores[s] >= floor}
         return ranking, found
@@ -277,24 +275,3 @@ class KeywordIndex:
             return
         memory.settle()
         self._seq = seq
-
-
-def _contribution(rows: int, hits: int, freqs: np.ndarray, lengths: np.ndarray, average: float) -> np.ndarray:
-    """One query term's part of each chunk's score, in the order of operations of SQLite's fts5Bm25Function
-    (fts5_aux.c), so the sums are FTS5's to the last bit: IDF log((N - n + 0.5) / (n + 0.5)), at least 1e-6."""
-    idf = math.log((rows - hits + 0.5) / (hits + 0.5))
-    idf = idf if idf > 0.0 else 1e-6
-    return idf * ((freqs * (K1 + 1.0)) / (freqs + K1 * (1 - B + B * lengths / average)))
-
-
-def _best_first(scored: tuple[str, float]) -> tuple[float, str]:
-    return -scored[1], scored[0]
-
-
-def _nth_best(scores: np.ndarray, n: int) -> float:
-    """The ``n``-th highest of ``scores`` (the lowest when there are fewer; above all of them when ``n`` is 0)."""
-    if n <= 0 or not len(scores):
-        return math.inf
-    if n >= len(scores):
-        return float(scores.min())
-    return float(np.partition(scores, len(scores) - n)[len(scores) - n])

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.catalog import COMMON_MIN, COMMON_SHARE, Catalog, CatalogChunk, DocumentRow
+from retrieval.bm25 import common
+from retrieval.catalog import Catalog, CatalogChunk, DocumentRow
 from retrieval.keyword import analyze
 from retrieval.keyword_index import KeywordIndex
 from retrieval.pipeline import Pipeline
@@ -36,8 +37,8 @@ def fts5_search(path: Path, question: str, k: int) -> list[tuple[str, float]]:
     terms = analyze(question)
     counts = dict(db.execute(f"SELECT term, doc FROM vocabulary WHERE term IN ({','.join('?' * len(terms))})",
                              terms))
-    common = max(COMMON_MIN, COMMON_SHARE * db.execute("SELECT count(*) FROM chunks").fetchone()[0])
-    kept = [t for t in terms if counts.get(t, 0) <= common] or terms
+    too_common = common(db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+    kept = [t for t in terms if counts.get(t, 0) <= too_common] or terms
     rows = db.execute("SELECT chunks.id, -bm25(terms) FROM terms JOIN chunks ON chunks.rowid = terms.rowid"
                       " WHERE terms MATCH ?", (" OR ".join(f'"{t}"' for t in kept),)).fetchall()
     db.close()

@@ -348,7 +348,8 @@ class Catalog:
             (*distinct, *folders),
         ).fetchall()
         counts = Counter(term for term, *_ in found)
-        kept = [t for t in terms if counts[t] <= common(len(scope.ids))] or terms  # as ``_match`` keeps them
+        too_common = common(len(scope.ids))
+        kept = [t for t in terms if counts[t] <= too_common] or terms  # as ``_match`` keeps them
         weight = Counter(kept)  # a repeated term counts once per occurrence, as in the FTS5 query
         rows = len(scope.ids) + PAD_ROWS
         average = (scope.length + PAD_ROWS * PAD_TERMS) / rows
@@ -373,7 +374,8 @@ class Catalog:
         db = self._db()
         marks = ",".join("?" * len(distinct))
         rows = dict(db.execute(f"SELECT term, doc FROM vocabulary WHERE term IN ({marks})", distinct))  # noqa: S608
-        kept = [t for t in terms if rows.get(t, 0) <= common(self.chunk_count())] or terms
+        too_common = common(self.chunk_count())
+        kept = [t for t in terms if rows.get(t, 0) <= too_common] or terms
         return " OR ".join(f'"{t}"' for t in kept)
 
     def chunks(self, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:

@@ -159,7 +159,8 @@ class _Memory:
             freqs = np.concatenate([f for _, f in parts]) if parts else np.zeros(0, np.int32)
             inside = mask[slots]
             postings[term] = slots[inside], freqs[inside].astype(np.float64)
-        kept = [t for t in terms if len(postings[t][0]) <= common(rows)] or terms  # a repeated term counts each time
+        too_common = common(rows)
+        kept = [t for t in terms if len(postings[t][0]) <= too_common] or terms  # a repeated term counts each time
         n_rows = rows + PAD_ROWS
         average = (tokens + PAD_ROWS * PAD_TERMS) / n_rows
         scores = np.zeros(len(self.ids), np.float64)
